@@ -1,0 +1,59 @@
+#include "dist/communicator.h"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "dist/mpi_communicator.h"
+#ifdef VTB_WITH_CUDA
+#include "dist/nccl_communicator.h"
+#endif
+
+namespace vtb::dist {
+
+std::string dtype_name(c10::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return at::toString(t);
+  }
+}
+
+std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine) {
+  // Strings travel as int64 words (the Communicator's dtypes are numeric): first agree on the longest,
+  // then gather every rank's bytes zero-padded to it.
+  at::Tensor lengths =
+      comm.allgather(at::full({1}, static_cast<int64_t>(mine.size()), at::kLong).to(comm.device())).cpu();
+  const int64_t words = (lengths.max().item<int64_t>() + 7) / 8;
+  at::Tensor packed = at::zeros({words}, at::kLong);
+  std::memcpy(packed.data_ptr(), mine.data(), mine.size());
+  at::Tensor all = comm.allgather(packed.to(comm.device())).cpu();
+  std::vector<std::string> out;
+  const auto* bytes = static_cast<const char*>(all.data_ptr());
+  for (int r = 0; r < comm.size(); ++r)
+    out.emplace_back(bytes + r * words * 8, static_cast<size_t>(lengths[r][0].item<int64_t>()));
+  return out;
+}
+
+std::unique_ptr<Communicator> make_communicator(const std::string& device, CommunicatorOptions options) {
+  if (device == "cpu") return std::make_unique<MpiCommunicator>(options);
+  if (device == "cuda") {
+#ifdef VTB_WITH_CUDA
+    return make_nccl_communicator(options);
+#else
+    throw std::runtime_error(
+        "device 'cuda' needs the NCCL communicator, but this vtb was built without CUDA (VTB_WITH_CUDA=OFF). "
+        "Rebuild against a CUDA LibTorch with NCCL available, or run with device = cpu.");
+#endif
+  }
+  throw std::invalid_argument("unknown device '" + device + "' (expected cpu or cuda)");
+}
+
+}  // namespace vtb::dist

@@ -1,0 +1,69 @@
+// The collectives vtb's ranks use to agree: one interface, an MPI backend for CPU tensors and an NCCL
+// backend for CUDA tensors (built with VTB_WITH_CUDA).
+//
+// Note [Collective order]: like every collective library, a Communicator requires all ranks to issue
+// the same collectives in the same order. Each call gets a sequence number (1, 2, ...); the watchdog
+// reports it on a timeout, so comparing the last sequence numbers in the ranks' logs shows which rank
+// skipped or reordered a call.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vtb::dist {
+
+enum class ReduceOp { Sum, Avg };  // Avg = Sum then divide by size(); floating-point dtypes only
+
+// A collective in flight. wait() returns when its result is in the output tensor (on CUDA: when the
+// caller's current stream is ordered after it). Errors raised by the collective are rethrown by wait().
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;  // "mpi" or "nccl"
+  virtual c10::Device device() const = 0;   // where its tensors must live
+
+  // In place on `t` (contiguous). Supported dtypes: float32, float64, bfloat16, int64.
+  virtual std::shared_ptr<Work> allreduce_async(at::Tensor t, ReduceOp op) = 0;
+  void allreduce(at::Tensor& t, ReduceOp op) { allreduce_async(t, op)->wait(); }
+
+  // In place on every rank from `root`.
+  virtual void broadcast(at::Tensor& t, int root) = 0;
+
+  // Returns [size(), ...t.shape]: every rank's tensor, stacked in rank order.
+  virtual at::Tensor allgather(const at::Tensor& t) = 0;
+
+  // `t` has size() * k elements; returns rank r's reduced chunk [k] (elements r*k .. r*k+k-1).
+  virtual at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp op) = 0;
+
+  virtual void barrier() = 0;
+};
+
+// "float32", "bfloat16", "int64", ...: the names people know, for messages and reports.
+std::string dtype_name(c10::ScalarType t);
+
+// Every rank's string, in rank order (layouts, parameter lists). Collective.
+std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine);
+
+struct CommunicatorOptions {
+  double timeout_s = 600;  // dist.timeout_s: deadline of every collective (the watchdog)
+};
+
+// The backend for `device`: MPI for CPU, NCCL for CUDA (throws if built without VTB_WITH_CUDA).
+// Must be called on every rank (NCCL bootstrap is collective). Requires init_world().
+std::unique_ptr<Communicator> make_communicator(const std::string& device, CommunicatorOptions options);
+
+}  // namespace vtb::dist

@@ -1,0 +1,95 @@
+// Data-parallel gradient averaging that overlaps the backward pass, in the manner of PyTorch DDP's
+// Reducer (which LibTorch's C++ frontend lacks).
+//
+// Note [Bucket protocol]:
+//  1. At construction every rank checks it holds the same parameters (verify_same_parameters), then cuts
+//     them, in reverse registration order (the order backward produces gradients), into buckets: the
+//     first up to first_bucket_bytes so reduction starts early, the rest up to bucket_bytes. A bucket
+//     holds one dtype on one device and at least one parameter. The plan is a pure function of the
+//     parameters, so it is the same on every rank.
+//  2. A hook on each parameter fires when backward has its gradient. On a syncing micro-step it copies
+//     the gradient, plus what earlier micro-steps accumulated in .grad, into the bucket's flat buffer.
+//  3. When a bucket is full and every earlier bucket has been launched, it is launched: an averaging
+//     allreduce handed to the communicator, which runs it while backward continues. Launching strictly in
+//     bucket order keeps the collective order identical on every rank.
+//  4. finish(), after backward: parameters that got no gradient this step (e.g. the speech encoder on a
+//     text-only batch) contribute their accumulated .grad or zeros, remaining buckets launch in order,
+//     every bucket is awaited, and each parameter's .grad becomes the average over ranks.
+// On non-syncing micro-steps (gradient accumulation) hooks do nothing and .grad accumulates locally.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "dist/parameter_check.h"
+
+namespace vtb::dist {
+
+struct BucketOptions {
+  size_t first_bucket_bytes = size_t{1} << 20;  // dist.first_bucket_mib
+  size_t bucket_bytes = size_t{25} << 20;       // dist.bucket_mib
+};
+
+// What plan_buckets needs to know of a parameter.
+struct TensorFootprint {
+  size_t bytes = 0;
+  std::string kind;  // dtype + device: a bucket never mixes kinds
+};
+
+// Step 1 of Note [Bucket protocol]: indices into `tensors`, bucket by bucket, in reverse order.
+std::vector<std::vector<size_t>> plan_buckets(const std::vector<TensorFootprint>& tensors, const BucketOptions& options);
+
+class GradientBucketer {
+ public:
+  // `params`: the trainable parameters in registration order. Collective (parameter check).
+  GradientBucketer(NamedTensors params, Communicator& comm, BucketOptions options = {});
+  ~GradientBucketer();
+  GradientBucketer(const GradientBucketer&) = delete;
+  GradientBucketer& operator=(const GradientBucketer&) = delete;
+
+  // Before each micro-step's backward: `sync` is true only on the last micro-step of an accumulation.
+  void prepare(bool sync);
+
+  // After the backward of a syncing micro-step: .grad of every parameter holds the average over ranks.
+  void finish();
+
+  size_t bucket_count() const { return buckets_.size(); }
+  std::vector<std::string> bucket_names(size_t b) const;  // parameter names in bucket b
+  size_t bucket_bytes(size_t b) const;
+  size_t unused_in_last_step() const { return unused_last_; }  // parameters with no gradient at finish()
+
+ private:
+  struct Slot {
+    size_t bucket = 0;
+    at::Tensor view;  // this parameter's place in the bucket buffer, shaped like the parameter
+    bool ready = false;
+  };
+  struct Bucket {
+    at::Tensor buffer;  // flat
+    std::vector<size_t> params;
+    size_t pending = 0;  // parameters whose gradient has not arrived yet
+    std::shared_ptr<Work> work;
+  };
+
+  void on_gradient(size_t i, const at::Tensor& grad);
+  void mark_ready(size_t i, const at::Tensor* grad);  // caller holds mu_
+  void launch_ready_buckets();                         // caller holds mu_
+
+  NamedTensors params_;
+  Communicator& comm_;
+  std::vector<Slot> slots_;
+  std::vector<Bucket> buckets_;
+  std::vector<unsigned> hooks_;
+  std::mutex mu_;
+  bool sync_ = false;
+  size_t next_launch_ = 0;
+  size_t unused_last_ = 0;
+};
+
+}  // namespace vtb::dist

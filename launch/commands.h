@@ -1,0 +1,10 @@
+// The `vtb` subcommands. Each parses its own arguments (argv[0] is the subcommand) and returns an exit
+// code (dist/exit_codes.h); errors reach main() as exceptions.
+#pragma once
+
+namespace vtb {
+
+int config_command(int argc, char** argv);      // vtb config
+int dist_check_command(int argc, char** argv);  // vtb dist check
+
+}  // namespace vtb

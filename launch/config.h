@@ -1,0 +1,51 @@
+// vtb's configuration: INI files ([section] key = value) read by Boost.Program_options, every key
+// overridable on the command line as --section.key=value. Precedence: command line > file > default.
+// Keys are declared in one place, config_keys.cpp, each with its type, default and one line of help.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vtb {
+
+// A config problem a person can fix: an unknown key, a bad value, a missing file.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Config {
+ public:
+  // Reads `ini_path` (may be empty: defaults only), then applies `overrides` ("--section.key=value" or
+  // "--section.key value"). Throws ConfigError naming the key, where it came from, and for an unknown key
+  // the closest known one.
+  static Config load(const std::string& ini_path, const std::vector<std::string>& overrides);
+
+  std::string str(const std::string& key) const;
+  int64_t integer(const std::string& key) const;
+  double real(const std::string& key) const;
+  bool flag(const std::string& key) const;
+
+  // Every key with its resolved value, as an INI text that load() reads back to the same config.
+  std::string resolved_ini() const;
+
+  // Help text listing every key, its default and its meaning, grouped by section.
+  static std::string describe_keys();
+
+ private:
+  boost::program_options::variables_map values_;
+};
+
+// The known key closest to `unknown` (edit distance, ignoring case), or "" when none is close.
+std::string closest_key(const std::string& unknown, const std::vector<std::string>& known);
+
+// Every declared key, in declaration order (config_keys.cpp).
+std::vector<std::string> known_keys();
+
+// Declares every key into `options` (config_keys.cpp).
+void declare_config_keys(boost::program_options::options_description& options);
+
+}  // namespace vtb

@@ -1,0 +1,105 @@
+// vtb: the command line. Dispatches to a subcommand and turns its errors into messages and exit codes.
+#include <mpi.h>
+#include <spdlog/spdlog.h>
+#include <torch/version.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "dist/exit_codes.h"
+#include "dist/parameter_check.h"
+#include "dist/world.h"
+#include "launch/commands.h"
+#include "launch/config.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**);
+};
+
+// Commands land here as they are built (DESIGN.md §7 lists the full set).
+const Command kCommands[] = {
+    {"config", "print the resolved configuration, or every key with --keys", vtb::config_command},
+    {"dist check", "verify collectives and measure bandwidth across the job's ranks (under mpirun/srun)",
+     vtb::dist_check_command},
+};
+
+std::string version_text() {
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(mpi, &len);
+  std::string mpi_text(mpi, static_cast<size_t>(len));
+  mpi_text = mpi_text.substr(0, mpi_text.find(','));
+#ifdef VTB_WITH_CUDA
+  const char* cuda = "on";
+#else
+  const char* cuda = "off";
+#endif
+  return std::string("vtb ") + VTB_VERSION + " (LibTorch " + TORCH_VERSION + ", " + mpi_text + ", CUDA/NCCL " + cuda +
+         ")";
+}
+
+void print_help() {
+  std::cout << "usage: vtb <command> [options] [--section.key=value ...]\n\n"
+               "Trains speech language models the VoiceTextBlender way: a frozen LLM with LoRA, a speech encoder\n"
+               "and a modality adapter, in one joint SFT stage. Distributed commands run under mpirun or srun.\n\n"
+               "commands:\n";
+  for (const auto& c : kCommands) std::cout << "  " << c.name << std::string(14 - std::strlen(c.name), ' ') << c.summary << "\n";
+  std::cout << "\n'vtb <command> --help' documents each command. 'vtb --version' prints versions.\n";
+}
+
+int dispatch(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    print_help();
+    return argc < 2 ? vtb::kExitUsage : vtb::kExitOk;
+  }
+  if (std::strcmp(argv[1], "--version") == 0) {
+    std::cout << version_text() << "\n";
+    return vtb::kExitOk;
+  }
+  for (const auto& c : kCommands) {
+    // A two-word command ("dist check") consumes both words; the subcommand sees argv[0] = last word.
+    const std::string name = c.name;
+    const auto space = name.find(' ');
+    if (space == std::string::npos && name == argv[1]) return c.run(argc - 1, argv + 1);
+    if (space != std::string::npos && argc >= 3 && name.substr(0, space) == argv[1] && name.substr(space + 1) == argv[2])
+      return c.run(argc - 2, argv + 2);
+  }
+  std::cerr << "vtb: unknown command '" << argv[1] << (argc >= 3 ? std::string(" ") + argv[2] : "")
+            << "'. Run 'vtb --help' for the list of commands.\n";
+  return vtb::kExitUsage;
+}
+
+// Ends this rank after an error. A multi-rank job whose ranks may not all have failed ends through
+// MPI_Abort, so no peer is left waiting in a collective; errors every rank raised alike end normally.
+int fail(const std::string& message, int code, bool all_ranks_failed) {
+  const auto& w = vtb::dist::world();
+  if (w.size > 1 && !all_ranks_failed) vtb::dist::abort_job("error: " + message, code);
+  if (spdlog::default_logger()->name() == "vtb") {
+    spdlog::error("{}", message);
+  } else {
+    std::cerr << "vtb: error: " << message << "\n";
+  }
+  vtb::dist::finalize_world();
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const int code = dispatch(argc, argv);
+    vtb::dist::finalize_world();
+    return code;
+  } catch (const vtb::ConfigError& e) {
+    return fail(e.what(), vtb::kExitUsage, false);
+  } catch (const vtb::dist::PeerMismatchError& e) {
+    return fail(e.what(), vtb::kExitPeerMismatch, true);
+  } catch (const std::exception& e) {
+    return fail(e.what(), vtb::kExitError, false);
+  }
+}

@@ -1,0 +1,31 @@
+#include "launch/session.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "launch/logging.h"
+
+namespace vtb {
+
+Session start_session(int* argc, char*** argv, const std::string& config_path,
+                      const std::vector<std::string>& overrides) {
+  Session s;
+  s.world = &dist::init_world(argc, argv);
+  s.config = Config::load(config_path, overrides);
+  setup_logging(s.world->rank, s.config.str("log.level"), s.config.flag("log.all_ranks"));
+
+  const int64_t configured = s.config.integer("run.threads");
+  s.threads = configured > 0 ? static_cast<int>(configured) : dist::default_intra_op_threads();
+  torch::set_num_threads(s.threads);
+
+  spdlog::info("vtb {} | {} rank(s), {} on this node | {} intra-op thread(s) per rank{}", VTB_VERSION,
+               s.world->size, s.world->local_size, s.threads, configured > 0 ? " (run.threads)" : "");
+  spdlog::info("resolved config{}:\n{}", config_path.empty() ? "" : " (" + config_path + ")", s.config.resolved_ini());
+
+  dist::CommunicatorOptions options;
+  options.timeout_s = s.config.real("dist.timeout_s");
+  s.comm = dist::make_communicator(s.config.str("run.device"), options);
+  return s;
+}
+
+}  // namespace vtb
