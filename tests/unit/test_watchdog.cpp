@@ -1,0 +1,69 @@
+// Watchdog: fires once, past the deadline and not before, with a message naming op, sequence number,
+// dtype, bytes and elapsed time; finished and probed-done collectives never fire.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "dist/watchdog.h"
+
+namespace vtb::dist {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Watchdog, FiresPastDeadlineWithAMessageForPeople) {
+  std::atomic<int> fired{0};
+  std::string message;
+  CollectiveRecord seen;
+  Watchdog w("mpi", 3, 0.2, [&](const CollectiveRecord& r, const std::string& m) {
+    seen = r;
+    message = m;
+    ++fired;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  w.start({42, "allreduce", "float32", 4u << 20});
+  while (fired == 0 && std::chrono::steady_clock::now() - start < 5s) std::this_thread::sleep_for(5ms);
+  const double after = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(fired, 1);
+  EXPECT_GE(after, 0.2);
+  EXPECT_LT(after, 1.0);
+  EXPECT_EQ(seen.seq, 42u);
+  for (const char* part : {"rank 3", "allreduce #42", "float32", "4.0 MiB", "backend mpi", "dist.timeout_s = 0.2"})
+    EXPECT_NE(message.find(part), std::string::npos) << part << " missing from: " << message;
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(fired, 1) << "the watchdog fires once";
+}
+
+TEST(Watchdog, FinishedCollectivesNeverFire) {
+  std::atomic<int> fired{0};
+  Watchdog w("mpi", 0, 0.1, [&](const CollectiveRecord&, const std::string&) { ++fired; });
+  for (int i = 0; i < 20; ++i) {
+    const uint64_t t = w.start({static_cast<uint64_t>(i), "barrier", "none", 0});
+    std::this_thread::sleep_for(10ms);
+    w.finish(t);
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(fired, 0);
+}
+
+TEST(Watchdog, ProbedCollectiveRetiresWhenDone) {
+  std::atomic<int> fired{0};
+  std::atomic<bool> done{false};
+  Watchdog w("nccl", 0, 0.3, [&](const CollectiveRecord&, const std::string&) { ++fired; });
+  w.start({1, "allreduce", "bfloat16", 128}, [&] { return done.load(); });
+  std::this_thread::sleep_for(100ms);
+  done = true;
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(fired, 0);
+}
+
+TEST(FormatBytes, Units) {
+  EXPECT_EQ(format_bytes(512), "512 B");
+  EXPECT_EQ(format_bytes(1536), "1.5 KiB");
+  EXPECT_EQ(format_bytes(64u << 20), "64.0 MiB");
+}
+
+}  // namespace
+}  // namespace vtb::dist
