@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <stdexcept>
 
@@ -56,14 +59,20 @@ GradientBucketer::GradientBucketer(NamedTensors params, Communicator& comm, Buck
     buckets_.push_back(std::move(b));
   }
 
+  // Hooks on the gradient accumulators (what DDP's Reducer uses): they fire after .grad is updated.
+  using torch::autograd::variable_list;
   for (size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor p = params_[i].second;
-    hooks_.push_back(p.register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); }));
+    accumulators_.push_back(torch::autograd::impl::grad_accumulator(params_[i].second));
+    hook_keys_.push_back(accumulators_.back()->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [this, i](const variable_list& outputs, const variable_list&) {
+          on_gradient_accumulated(i);
+          return outputs;
+        })));
   }
 }
 
 GradientBucketer::~GradientBucketer() {
-  for (size_t i = 0; i < hooks_.size(); ++i) params_[i].second.remove_hook(hooks_[i]);
+  for (size_t i = 0; i < accumulators_.size(); ++i) accumulators_[i]->del_post_hook(hook_keys_[i]);
   for (auto& b : buckets_)
     if (b.work) b.work->wait();  // never free a buffer a collective still uses
 }
@@ -90,29 +99,33 @@ void GradientBucketer::prepare(bool sync) {
   }
 }
 
-void GradientBucketer::on_gradient(size_t i, const at::Tensor& grad) {
+bool GradientBucketer::grad_is_view(size_t i) const {
+  const at::Tensor& grad = params_[i].second.grad();
+  const at::Tensor& view = slots_[i].view;
+  return grad.defined() && grad.data_ptr() == view.data_ptr() && grad.sizes() == view.sizes() &&
+         grad.strides() == view.strides();
+}
+
+void GradientBucketer::on_gradient_accumulated(size_t i) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!sync_) return;
   if (slots_[i].ready)
     throw std::logic_error("GradientBucketer: parameter '" + params_[i].first + "' received a second gradient in one "
                            "backward pass; call prepare() before each micro-step and backward once per micro-step");
-  mark_ready(i, &grad);
+  mark_ready(i);
   launch_ready_buckets();
 }
 
-void GradientBucketer::mark_ready(size_t i, const at::Tensor* grad) {
-  c10::AutoGradMode no_grad(false);
+void GradientBucketer::mark_ready(size_t i) {
   Slot& s = slots_[i];
-  const at::Tensor& accumulated = params_[i].second.grad();
-  // .grad after this backward would be accumulated + grad (AccumulateGrad); build the same sum here.
-  if (grad != nullptr && accumulated.defined()) {
-    at::add_out(s.view, *grad, accumulated);
-  } else if (grad != nullptr) {
-    s.view.copy_(*grad);
-  } else if (accumulated.defined()) {
-    s.view.copy_(accumulated);
-  } else {
-    s.view.zero_();
+  if (!grad_is_view(i)) {
+    c10::AutoGradMode no_grad(false);
+    const at::Tensor& grad = params_[i].second.grad();
+    if (grad.defined()) {
+      s.view.copy_(grad);
+    } else {
+      s.view.zero_();  // no gradient on this rank: it contributes zeros to the average
+    }
   }
   s.ready = true;
   --buckets_[s.bucket].pending;
@@ -131,24 +144,24 @@ void GradientBucketer::finish() {
   unused_last_ = 0;
   for (size_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].ready) continue;
-    mark_ready(i, nullptr);
+    mark_ready(i);
     ++unused_last_;
   }
   launch_ready_buckets();
-  c10::AutoGradMode no_grad(false);
   for (auto& b : buckets_) {
     b.work->wait();
     b.work.reset();
-    for (size_t i : b.params) {
-      at::Tensor& grad = params_[i].second.mutable_grad();
-      if (grad.defined()) {
-        grad.copy_(slots_[i].view);
-      } else {
-        grad = slots_[i].view.clone();
-      }
-    }
   }
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (!grad_is_view(i)) params_[i].second.mutable_grad() = slots_[i].view;
   sync_ = false;
+}
+
+void GradientBucketer::zero_grad() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& b : buckets_) b.buffer.zero_();
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (!grad_is_view(i)) params_[i].second.mutable_grad() = slots_[i].view;
 }
 
 }  // namespace vtb::dist

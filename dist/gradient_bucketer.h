@@ -7,20 +7,23 @@
 //     first up to first_bucket_bytes so reduction starts early, the rest up to bucket_bytes. A bucket
 //     holds one dtype on one device and at least one parameter. The plan is a pure function of the
 //     parameters, so it is the same on every rank.
-//  2. A hook on each parameter fires when backward has its gradient. On a syncing micro-step it copies
-//     the gradient, plus what earlier micro-steps accumulated in .grad, into the bucket's flat buffer.
+//  2. A post-hook on each parameter's gradient accumulator fires once backward has accumulated its
+//     gradient into .grad. After the first step .grad *is* a view into the bucket's flat buffer (as
+//     DDP's gradient_as_bucket_view), so nothing is copied; if someone replaced .grad (set it to none),
+//     the hook copies it in once.
 //  3. When a bucket is full and every earlier bucket has been launched, it is launched: an averaging
 //     allreduce handed to the communicator, which runs it while backward continues. Launching strictly in
 //     bucket order keeps the collective order identical on every rank.
 //  4. finish(), after backward: parameters that got no gradient this step (e.g. the speech encoder on a
 //     text-only batch) contribute their accumulated .grad or zeros, remaining buckets launch in order,
-//     every bucket is awaited, and each parameter's .grad becomes the average over ranks.
+//     every bucket is awaited, and each parameter's .grad is the bucket view holding the average.
 // On non-syncing micro-steps (gradient accumulation) hooks do nothing and .grad accumulates locally.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +31,10 @@
 
 #include "dist/communicator.h"
 #include "dist/parameter_check.h"
+
+namespace torch::autograd {
+struct Node;
+}
 
 namespace vtb::dist {
 
@@ -59,6 +66,10 @@ class GradientBucketer {
   // After the backward of a syncing micro-step: .grad of every parameter holds the average over ranks.
   void finish();
 
+  // Zeroes every gradient in place (the bucket buffers), keeping .grad a view into the buckets so the
+  // next step copies nothing. Prefer it to setting gradients to none.
+  void zero_grad();
+
   size_t bucket_count() const { return buckets_.size(); }
   std::vector<std::string> bucket_names(size_t b) const;  // parameter names in bucket b
   size_t bucket_bytes(size_t b) const;
@@ -77,15 +88,17 @@ class GradientBucketer {
     std::shared_ptr<Work> work;
   };
 
-  void on_gradient(size_t i, const at::Tensor& grad);
-  void mark_ready(size_t i, const at::Tensor* grad);  // caller holds mu_
-  void launch_ready_buckets();                         // caller holds mu_
+  void on_gradient_accumulated(size_t i);
+  void mark_ready(size_t i);       // caller holds mu_
+  void launch_ready_buckets();     // caller holds mu_
+  bool grad_is_view(size_t i) const;
 
   NamedTensors params_;
   Communicator& comm_;
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
-  std::vector<unsigned> hooks_;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive: hooks live on them
+  std::vector<uintptr_t> hook_keys_;
   std::mutex mu_;
   bool sync_ = false;
   size_t next_launch_ = 0;

@@ -4,7 +4,9 @@
 #include <c10/util/BFloat16.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <climits>
+#include <thread>
 #include <stdexcept>
 
 #include "dist/world.h"
@@ -46,6 +48,21 @@ MPI_Datatype mpi_type(at::ScalarType t) {
     default:
       throw std::invalid_argument(std::string("MPI communicator: unsupported dtype ") + dtype_name(t) +
                                   " (supported: float32, float64, bfloat16, int64)");
+  }
+}
+
+// Waits for a non-blocking MPI call without spinning a core: MPI's blocking waits busy-poll, and on CPU
+// ranks the communication thread shares its cores with the backward pass it overlaps. Polls hot for
+// ~200 polls (short waits end there), then sleeps between polls, backing off to 200 us.
+void wait_without_spinning(MPI_Request& request, const char* what) {
+  int done = 0;
+  auto sleep = std::chrono::microseconds(10);
+  for (int polls = 0;; ++polls) {
+    check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what);
+    if (done) return;
+    if (polls < 200) continue;
+    std::this_thread::sleep_for(sleep);
+    sleep = std::min(sleep * 2, std::chrono::microseconds(200));
   }
 }
 
@@ -155,6 +172,13 @@ std::shared_ptr<Work> MpiCommunicator::allreduce_async(at::Tensor t, ReduceOp op
     const int64_t chunk = INT_MAX;
     for (int64_t done = 0; done < t.numel(); done += chunk) {
       const int n = static_cast<int>(std::min<int64_t>(chunk, t.numel() - done));
+      // Note [Rendezvous before allreduce]: a blocking MPI_Allreduce spins while it waits for the slowest
+      // rank, stealing the core from backward (measured: overlapped sync 43 ms slower than syncing after
+      // backward, 2 ranks on 2 cores). Meeting first in a sleeping Ibarrier leaves only the transfer
+      // itself spinning. (MPI_Iallreduce alone was worse: Open MPI progresses it only inside MPI_Test.)
+      MPI_Request request;
+      check_mpi(MPI_Ibarrier(comm_, &request), "Ibarrier");
+      wait_without_spinning(request, "Ibarrier");
       check_mpi(MPI_Allreduce(MPI_IN_PLACE, data + done * t.element_size(), n, type, mpi_sum(t.scalar_type()), comm_),
                 "Allreduce");
     }
