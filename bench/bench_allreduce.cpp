@@ -1,6 +1,6 @@
 // Allreduce bandwidth and backward/communication overlap.
 //
-//   mpirun -np 2 build/bench/bench_allreduce [--max-mib 256] [--layers 24] [--width 1024]
+//   mpirun -np 2 build/bench/bench_allreduce [--max-mib 256] [--layers 24] [--width 1024] [--reps 11]
 //
 // Part 1, for messages of 1 KiB .. max: time per allreduce of float32 through
 //   raw       MPI_Allreduce on the caller's thread,
@@ -95,7 +95,7 @@ void part1(dist::Communicator& comm, size_t max_bytes) {
     {
       dist::GradientBucketer bucketer(named, comm);
       with_bucketer = median_seconds(iters, [&] {
-        for (auto& p : ps) p.mutable_grad() = torch::Tensor();
+        bucketer.zero_grad();
         bucketer.prepare(true);
         backward_of(ps);
         bucketer.finish();
@@ -109,7 +109,7 @@ void part1(dist::Communicator& comm, size_t max_bytes) {
   }
 }
 
-void part2(dist::Communicator& comm, int layers, int width) {
+void part2(dist::Communicator& comm, int layers, int width, int reps) {
   torch::manual_seed(0);
   torch::nn::Sequential mlp;
   for (int i = 0; i < layers; ++i) {
@@ -125,11 +125,11 @@ void part2(dist::Communicator& comm, int layers, int width) {
     for (auto& [name, p] : named) p.mutable_grad() = torch::Tensor();
   };
 
-  const double backward = median_seconds(5, [&] {
+  const double backward = median_seconds(reps, [&] {
     zero();
     mlp->forward(x).pow(2).mean().backward();
   });
-  const double sync_after = median_seconds(5, [&] {
+  const double sync_after = median_seconds(reps, [&] {
     zero();
     mlp->forward(x).pow(2).mean().backward();
     for (auto& [name, p] : named) comm.allreduce(p.mutable_grad(), dist::ReduceOp::Avg);
@@ -137,8 +137,8 @@ void part2(dist::Communicator& comm, int layers, int width) {
   double overlapped;
   {
     dist::GradientBucketer bucketer(named, comm);
-    overlapped = median_seconds(5, [&] {
-      zero();
+    overlapped = median_seconds(reps, [&] {
+      bucketer.zero_grad();
       bucketer.prepare(true);
       mlp->forward(x).pow(2).mean().backward();
       bucketer.finish();
@@ -161,18 +161,19 @@ void part2(dist::Communicator& comm, int layers, int width) {
 int main(int argc, char** argv) {
   const auto& w = dist::init_world(&argc, &argv);
   size_t max_mib = 256;
-  int layers = 24, width = 1024;
+  int layers = 24, width = 1024, reps = 11;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--max-mib")) max_mib = std::stoul(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--layers")) layers = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--width")) width = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps")) reps = std::stoi(argv[i + 1]);
   }
   torch::set_num_threads(dist::default_intra_op_threads());
   {
     auto comm = dist::make_communicator("cpu", {600});
     if (w.rank == 0) std::printf("%d rank(s), %d intra-op thread(s) per rank, float32\n", w.size, torch::get_num_threads());
     part1(*comm, max_mib << 20);
-    part2(*comm, layers, width);
+    part2(*comm, layers, width, reps);
   }
   dist::finalize_world();
 }
