@@ -26,6 +26,7 @@ const Command kCommands[] = {
     {"config", "print the resolved configuration, or every key with --keys", vtb::config_command},
     {"dist check", "verify collectives and measure bandwidth across the job's ranks (under mpirun/srun)",
      vtb::dist_check_command},
+    {"lm logits", "float32 logits of a Hugging Face-layout LLM for given token ids, as .npy", vtb::lm_logits_command},
 };
 
 std::string version_text() {

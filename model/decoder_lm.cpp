@@ -1,0 +1,374 @@
+#include "model/decoder_lm.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "model/safetensors.h"
+#include "model/torch_compat.h"
+
+namespace vtb::model {
+namespace {
+
+torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// [B,T] positions → cos, sin [B,1,T,d], computed in float32 (as HF), cast to `dtype`.
+std::pair<at::Tensor, at::Tensor> rope(const at::Tensor& positions, int64_t d, double theta, at::ScalarType dtype) {
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(positions.device());
+  at::Tensor exponent = torch::arange(0, d, 2, f32) / static_cast<double>(d);
+  at::Tensor inv_freq = 1.0 / torch::pow(torch::scalar_tensor(theta, f32), exponent);
+  at::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [B,T,d/2]
+  at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);           // [B,1,T,d]
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+// Adds (sign +1) or subtracts (-1) rows [row, row + w.size(0)) of a fused LoRA update to `w`.
+void apply_delta(torch::nn::Linear& base, const at::Tensor& delta, int64_t row, double sign) {
+  torch::NoGradGuard no_grad;
+  at::Tensor& w = base->weight;
+  w.add_(delta.narrow(0, row, w.size(0)).to(w.scalar_type()), sign);
+}
+
+}  // namespace
+
+bool is_lora_parameter(const std::string& name) { return name.find("_lora.") != std::string::npos; }
+
+// ---- RMSNorm -----------------------------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps, bool unit_offset) : eps_(eps), unit_offset_(unit_offset) {
+  weight = register_parameter("weight", unit_offset ? torch::zeros({dim}) : torch::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  at::Tensor xf = x.to(torch::kFloat);
+  at::Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps_);
+  if (unit_offset_) return (normed * (1.0 + weight.to(torch::kFloat))).to(x.scalar_type());
+  return weight * normed.to(x.scalar_type());
+}
+
+// ---- Attention ---------------------------------------------------------------------------------------
+
+AttentionImpl::AttentionImpl(const DecoderConfig& c, const LoraConfig& lora)
+    : heads_(c.heads), kv_heads_(c.kv_heads), head_dim_(c.head_dim) {
+  const int64_t q_out = c.heads * c.head_dim, kv_out = c.kv_heads * c.head_dim;
+  q_proj = register_module("q_proj", linear(c.hidden, q_out));
+  k_proj = register_module("k_proj", linear(c.hidden, kv_out));
+  v_proj = register_module("v_proj", linear(c.hidden, kv_out));
+  o_proj = register_module("o_proj", linear(q_out, c.hidden));
+  if (!lora.enabled()) return;
+  if (lora.layout == "fused") {
+    const int64_t outs[3] = {q_out, kv_out, kv_out};
+    const char* names[3] = {"q", "k", "v"};
+    int64_t fused_out = 0;
+    for (int i = 0; i < 3; ++i)
+      if ((fused_[i] = lora.targets.count(names[i]) > 0)) fused_out += outs[i];
+    if (fused_out > 0) qkv_lora = register_module("qkv_lora", LoraAdapter(c.hidden, fused_out, lora));
+  } else {
+    if (lora.targets.count("q")) q_lora = register_module("q_lora", LoraAdapter(c.hidden, q_out, lora));
+    if (lora.targets.count("k")) k_lora = register_module("k_lora", LoraAdapter(c.hidden, kv_out, lora));
+    if (lora.targets.count("v")) v_lora = register_module("v_lora", LoraAdapter(c.hidden, kv_out, lora));
+  }
+  if (lora.targets.count("o")) o_lora = register_module("o_lora", LoraAdapter(q_out, c.hidden, lora));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& allowed, at::Tensor* cache_k, at::Tensor* cache_v) {
+  at::Tensor q = q_proj(x), k = k_proj(x), v = v_proj(x);
+  if (!merged_) {
+    if (qkv_lora) {
+      at::Tensor d = qkv_lora(x);
+      int64_t row = 0;
+      at::Tensor* outs[3] = {&q, &k, &v};
+      for (int i = 0; i < 3; ++i) {
+        if (!fused_[i]) continue;
+        const int64_t n = outs[i]->size(-1);
+        *outs[i] = *outs[i] + d.narrow(-1, row, n);
+        row += n;
+      }
+    }
+    if (q_lora) q = q + q_lora(x);
+    if (k_lora) k = k + k_lora(x);
+    if (v_lora) v = v + v_lora(x);
+  }
+  const int64_t B = x.size(0), T = x.size(1);
+  q = q.view({B, T, heads_, head_dim_}).transpose(1, 2);
+  k = k.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  v = v.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  if (cache_k != nullptr) {
+    if (cache_k->defined()) {
+      k = torch::cat({*cache_k, k}, 2);
+      v = torch::cat({*cache_v, v}, 2);
+    }
+    *cache_k = k;
+    *cache_v = v;
+  }
+  const int64_t groups = heads_ / kv_heads_;  // repeat_kv: each KV head serves `groups` query heads
+  if (groups > 1) {
+    const int64_t S = k.size(2);
+    k = k.unsqueeze(2).expand({B, kv_heads_, groups, S, head_dim_}).reshape({B, heads_, S, head_dim_});
+    v = v.unsqueeze(2).expand({B, kv_heads_, groups, S, head_dim_}).reshape({B, heads_, S, head_dim_});
+  }
+  at::Tensor out = compat::attention(q, k, v, allowed).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
+  at::Tensor y = o_proj(out);
+  if (o_lora && !merged_) y = y + o_lora(out);
+  return y;
+}
+
+void AttentionImpl::merge_lora(bool merge) {
+  if (merged_ == merge) return;
+  const double sign = merge ? 1.0 : -1.0;
+  if (qkv_lora) {
+    at::Tensor d = qkv_lora->delta_weight();
+    int64_t row = 0;
+    torch::nn::Linear* bases[3] = {&q_proj, &k_proj, &v_proj};
+    for (int i = 0; i < 3; ++i) {
+      if (!fused_[i]) continue;
+      apply_delta(*bases[i], d, row, sign);
+      row += (*bases[i])->weight.size(0);
+    }
+  }
+  if (q_lora) apply_delta(q_proj, q_lora->delta_weight(), 0, sign);
+  if (k_lora) apply_delta(k_proj, k_lora->delta_weight(), 0, sign);
+  if (v_lora) apply_delta(v_proj, v_lora->delta_weight(), 0, sign);
+  if (o_lora) apply_delta(o_proj, o_lora->delta_weight(), 0, sign);
+  merged_ = merge;
+}
+
+// ---- MLP ---------------------------------------------------------------------------------------------
+
+MlpImpl::MlpImpl(const DecoderConfig& c, const LoraConfig& lora) : gelu_(c.is_gemma()) {
+  gate_proj = register_module("gate_proj", linear(c.hidden, c.intermediate));
+  up_proj = register_module("up_proj", linear(c.hidden, c.intermediate));
+  down_proj = register_module("down_proj", linear(c.intermediate, c.hidden));
+  if (!lora.enabled()) return;
+  if (lora.layout == "fused") {
+    fused_[0] = lora.targets.count("gate") > 0;
+    fused_[1] = lora.targets.count("up") > 0;
+    const int64_t out = (fused_[0] + fused_[1]) * c.intermediate;
+    if (out > 0) gate_up_lora = register_module("gate_up_lora", LoraAdapter(c.hidden, out, lora));
+  } else {
+    if (lora.targets.count("gate")) gate_lora = register_module("gate_lora", LoraAdapter(c.hidden, c.intermediate, lora));
+    if (lora.targets.count("up")) up_lora = register_module("up_lora", LoraAdapter(c.hidden, c.intermediate, lora));
+  }
+  if (lora.targets.count("down")) down_lora = register_module("down_lora", LoraAdapter(c.intermediate, c.hidden, lora));
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  at::Tensor gate = gate_proj(x), up = up_proj(x);
+  if (!merged_) {
+    if (gate_up_lora) {
+      at::Tensor d = gate_up_lora(x);
+      int64_t row = 0;
+      if (fused_[0]) gate = gate + d.narrow(-1, row, gate.size(-1)), row += gate.size(-1);
+      if (fused_[1]) up = up + d.narrow(-1, row, up.size(-1));
+    }
+    if (gate_lora) gate = gate + gate_lora(x);
+    if (up_lora) up = up + up_lora(x);
+  }
+  at::Tensor h = (gelu_ ? torch::gelu(gate, "tanh") : torch::silu(gate)) * up;
+  at::Tensor y = down_proj(h);
+  if (down_lora && !merged_) y = y + down_lora(h);
+  return y;
+}
+
+void MlpImpl::merge_lora(bool merge) {
+  if (merged_ == merge) return;
+  const double sign = merge ? 1.0 : -1.0;
+  if (gate_up_lora) {
+    at::Tensor d = gate_up_lora->delta_weight();
+    int64_t row = 0;
+    if (fused_[0]) apply_delta(gate_proj, d, row, sign), row += gate_proj->weight.size(0);
+    if (fused_[1]) apply_delta(up_proj, d, row, sign);
+  }
+  if (gate_lora) apply_delta(gate_proj, gate_lora->delta_weight(), 0, sign);
+  if (up_lora) apply_delta(up_proj, up_lora->delta_weight(), 0, sign);
+  if (down_lora) apply_delta(down_proj, down_lora->delta_weight(), 0, sign);
+  merged_ = merge;
+}
+
+// ---- layers and the model ----------------------------------------------------------------------------
+
+DecoderLayerImpl::DecoderLayerImpl(const DecoderConfig& c, const LoraConfig& lora) {
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden, c.rms_eps, c.is_gemma()));
+  self_attn = register_module("self_attn", Attention(c, lora));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden, c.rms_eps, c.is_gemma()));
+  mlp = register_module("mlp", Mlp(c, lora));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                     const at::Tensor& allowed, at::Tensor* cache_k, at::Tensor* cache_v) {
+  at::Tensor h = x + self_attn(input_layernorm(x), cos, sin, allowed, cache_k, cache_v);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+DecoderBackboneImpl::DecoderBackboneImpl(const DecoderConfig& c, const LoraConfig& lora) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab, c.hidden));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.layers; ++i) layers->push_back(DecoderLayer(c, lora));
+  norm = register_module("norm", RMSNorm(c.hidden, c.rms_eps, c.is_gemma()));
+}
+
+DecoderLMImpl::DecoderLMImpl(const DecoderConfig& config, const LoraConfig& lora) : config_(config), lora_(lora) {
+  config_.validate();
+  if (lora.enabled() && lora.layout != "fused" && lora.layout != "separate")
+    throw std::invalid_argument("lora.layout must be fused or separate, got '" + lora.layout + "'");
+  model = register_module("model", DecoderBackbone(config_, lora));
+  if (!config_.tie_embeddings) lm_head = register_module("lm_head", linear(config_.hidden, config_.vocab));
+  // HF initialisation: normal(0, 0.02) for projections and embeddings (norms keep their 0 or 1).
+  torch::NoGradGuard no_grad;
+  for (auto& p : named_parameters())
+    if (p.value().dim() == 2 && !is_lora_parameter(p.key())) p.value().normal_(0.0, 0.02);
+}
+
+at::Tensor DecoderLMImpl::embed(const at::Tensor& ids) {
+  at::Tensor e = model->embed_tokens(ids);
+  if (!config_.is_gemma()) return e;
+  // Gemma multiplies by √hidden *rounded to the activation dtype* (HF: torch.tensor(..., dtype=...)).
+  return e * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden)), e.options());
+}
+
+at::Tensor DecoderLMImpl::hidden_states(const at::Tensor& embeds, const at::Tensor& positions,
+                                        const at::Tensor& key_valid, KVCache* cache) {
+  const int64_t B = embeds.size(0), T = embeds.size(1);
+  const int64_t past = cache ? cache->length() : 0, S = past + T;
+  // allowed[b, 0, i, j]: query i (sequence index past+i) may see key j ≤ past+i that is not padding.
+  const auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(embeds.device());
+  at::Tensor causal = torch::ones({T, S}, bool_opts).tril(past);
+  at::Tensor allowed = causal.view({1, 1, T, S});
+  if (key_valid.defined()) allowed = allowed.logical_and(key_valid.to(torch::kBool).view({B, 1, 1, S}));
+  auto [cos, sin] = rope(positions, config_.head_dim, config_.rope_theta, embeds.scalar_type());
+
+  at::Tensor h = embeds;
+  for (int64_t i = 0; i < config_.layers; ++i) {
+    at::Tensor* ck = cache ? &cache->k[i] : nullptr;
+    at::Tensor* cv = cache ? &cache->v[i] : nullptr;
+    h = model->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, allowed, ck, cv);
+  }
+  return model->norm(h);
+}
+
+at::Tensor DecoderLMImpl::logits(const at::Tensor& hidden) {
+  return lm_head ? lm_head(hidden) : torch::matmul(hidden, model->embed_tokens->weight.t());
+}
+
+at::Tensor DecoderLMImpl::forward(const at::Tensor& ids) {
+  at::Tensor positions = torch::arange(ids.size(1), ids.options().dtype(torch::kLong)).expand({ids.size(0), ids.size(1)});
+  return logits(hidden_states(embed(ids), positions, at::Tensor()));
+}
+
+void DecoderLMImpl::freeze_base() {
+  for (auto& p : named_parameters()) p.value().set_requires_grad(is_lora_parameter(p.key()));
+}
+
+void DecoderLMImpl::merge_lora() {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* a = m->as<Attention>()) a->merge_lora(true);
+    if (auto* f = m->as<Mlp>()) f->merge_lora(true);
+  }
+  merged_ = true;
+}
+
+void DecoderLMImpl::unmerge_lora() {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* a = m->as<Attention>()) a->merge_lora(false);
+    if (auto* f = m->as<Mlp>()) f->merge_lora(false);
+  }
+  merged_ = false;
+}
+
+// ---- Hugging Face folders ----------------------------------------------------------------------------
+
+DecoderLM load_hf_decoder(const std::string& dir, const LoraConfig& lora, at::ScalarType dtype) {
+  namespace fs = std::filesystem;
+  DecoderConfig config = read_hf_decoder_config((fs::path(dir) / "config.json").string());
+  SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open(dir);
+  const std::string embed_name = "model.embed_tokens.weight";
+  if (!ckpt.contains(embed_name)) throw std::runtime_error(dir + ": no tensor '" + embed_name + "'");
+  config.vocab = ckpt.entry(embed_name).shape.at(0);  // trust the tensor, not config.json
+
+  DecoderLM lm(config, lora);
+  lm->to(dtype);
+  std::vector<std::string> missing, mismatched, unexpected;
+  std::set<std::string> expected;
+  torch::NoGradGuard no_grad;
+  for (auto& p : lm->named_parameters()) {
+    if (is_lora_parameter(p.key())) continue;
+    expected.insert(p.key());
+    if (!ckpt.contains(p.key())) {
+      missing.push_back(p.key());
+      continue;
+    }
+    at::Tensor t = ckpt.tensor(p.key());
+    if (t.sizes() != p.value().sizes()) {
+      std::ostringstream m;
+      m << p.key() << " (file " << t.sizes() << ", model " << p.value().sizes() << ")";
+      mismatched.push_back(m.str());
+      continue;
+    }
+    p.value().copy_(t);
+  }
+  for (const auto& name : ckpt.names()) {
+    const bool tied_head = name == "lm_head.weight" && config.tie_embeddings;  // transformers ignores it too
+    const std::string rope_suffix = ".rotary_emb.inv_freq";  // old Llama checkpoints carry these buffers
+    const bool rope_buffer =
+        name.size() > rope_suffix.size() && name.compare(name.size() - rope_suffix.size(), rope_suffix.size(), rope_suffix) == 0;
+    if (!expected.count(name) && !tied_head && !rope_buffer) unexpected.push_back(name);
+  }
+  if (!missing.empty() || !mismatched.empty() || !unexpected.empty()) {
+    std::ostringstream m;
+    m << dir << ": the weights do not fit a " << config.family << " model of this config.json.";
+    auto list = [&m](const char* what, const std::vector<std::string>& v) {
+      if (v.empty()) return;
+      m << "\n  " << what << " (" << v.size() << "):";
+      for (const auto& s : v) m << "\n    " << s;
+    };
+    list("missing", missing);
+    list("wrong shape", mismatched);
+    list("unexpected", unexpected);
+    throw std::runtime_error(m.str());
+  }
+  return lm;
+}
+
+void save_hf_decoder(DecoderLM& model, const std::string& dir, bool merge_lora) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  const bool was_merged = model->lora_merged();
+  if (merge_lora && !was_merged) model->merge_lora();
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& p : model->named_parameters())
+    if (!is_lora_parameter(p.key())) tensors.emplace_back(p.key(), p.value().detach());
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  if (merge_lora && !was_merged) model->unmerge_lora();
+
+  const DecoderConfig& c = model->config();
+  nlohmann::ordered_json j;
+  j["model_type"] = c.family;
+  j["architectures"] = {c.is_gemma() ? "GemmaForCausalLM" : "LlamaForCausalLM"};
+  j["vocab_size"] = c.vocab;
+  j["hidden_size"] = c.hidden;
+  j["intermediate_size"] = c.intermediate;
+  j["num_hidden_layers"] = c.layers;
+  j["num_attention_heads"] = c.heads;
+  j["num_key_value_heads"] = c.kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["rms_norm_eps"] = c.rms_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["tie_word_embeddings"] = c.tie_embeddings;
+  j[c.is_gemma() ? "hidden_activation" : "hidden_act"] = c.is_gemma() ? "gelu_pytorch_tanh" : "silu";
+  j["torch_dtype"] = "float32";
+  std::ofstream((fs::path(dir) / "config.json").string()) << j.dump(2) << "\n";
+}
+
+}  // namespace vtb::model
