@@ -42,6 +42,22 @@ void apply_delta(torch::nn::Linear& base, const at::Tensor& delta, int64_t row, 
 
 bool is_lora_parameter(const std::string& name) { return name.find("_lora.") != std::string::npos; }
 
+int64_t lora_parameter_count(const DecoderConfig& c, const LoraConfig& lora) {
+  if (!lora.enabled()) return 0;
+  const int64_t q = c.heads * c.head_dim, kv = c.kv_heads * c.head_dim;
+  auto has = [&](const char* t) { return lora.targets.count(t) > 0; };
+  auto adapter = [&](int64_t in, int64_t out) { return out > 0 ? lora.rank * (in + out) : 0; };
+  int64_t per_layer = adapter(q, c.hidden * has("o")) + adapter(c.intermediate, c.hidden * has("down"));
+  if (lora.layout == "fused") {
+    per_layer += adapter(c.hidden, q * has("q") + kv * has("k") + kv * has("v"));
+    per_layer += adapter(c.hidden, c.intermediate * (has("gate") + has("up")));
+  } else {
+    per_layer += adapter(c.hidden, q * has("q")) + adapter(c.hidden, kv * has("k")) + adapter(c.hidden, kv * has("v"));
+    per_layer += adapter(c.hidden, c.intermediate * has("gate")) + adapter(c.hidden, c.intermediate * has("up"));
+  }
+  return c.layers * per_layer;
+}
+
 // ---- RMSNorm -----------------------------------------------------------------------------------------
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps, bool unit_offset) : eps_(eps), unit_offset_(unit_offset) {
@@ -170,7 +186,10 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
     if (gate_up_lora) {
       at::Tensor d = gate_up_lora(x);
       int64_t row = 0;
-      if (fused_[0]) gate = gate + d.narrow(-1, row, gate.size(-1)), row += gate.size(-1);
+      if (fused_[0]) {
+        gate = gate + d.narrow(-1, row, gate.size(-1));
+        row += gate.size(-1);
+      }
       if (fused_[1]) up = up + d.narrow(-1, row, up.size(-1));
     }
     if (gate_lora) gate = gate + gate_lora(x);
@@ -188,7 +207,10 @@ void MlpImpl::merge_lora(bool merge) {
   if (gate_up_lora) {
     at::Tensor d = gate_up_lora->delta_weight();
     int64_t row = 0;
-    if (fused_[0]) apply_delta(gate_proj, d, row, sign), row += gate_proj->weight.size(0);
+    if (fused_[0]) {
+      apply_delta(gate_proj, d, row, sign);
+      row += gate_proj->weight.size(0);
+    }
     if (fused_[1]) apply_delta(up_proj, d, row, sign);
   }
   if (gate_lora) apply_delta(gate_proj, gate_lora->delta_weight(), 0, sign);

@@ -123,6 +123,9 @@ class DecoderLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DecoderLM);
 
+// LoRA parameters a DecoderLM of `c` with `lora` has, without building it.
+int64_t lora_parameter_count(const DecoderConfig& c, const LoraConfig& lora);
+
 // True for parameter names that belong to LoRA adapters.
 bool is_lora_parameter(const std::string& name);
 

@@ -20,37 +20,20 @@ namespace {
 
 using nlohmann::json;
 
-// The reference Dtype enum, in its order (= increasing alignment): the writer sorts by it.
-struct DtypeInfo {
-  const char* name;
-  size_t size;
-  c10::optional<at::ScalarType> torch;
-};
-const std::vector<DtypeInfo>& dtype_table() {
-  static const std::vector<DtypeInfo> table{
-      {"BOOL", 1, at::kBool},      {"U8", 1, at::kByte},    {"I8", 1, at::kChar},        {"F8_E5M2", 1, c10::nullopt},
-      {"F8_E4M3", 1, c10::nullopt}, {"I16", 2, at::kShort},  {"U16", 2, c10::nullopt},    {"F16", 2, at::kHalf},
-      {"BF16", 2, at::kBFloat16},  {"I32", 4, at::kInt},    {"U32", 4, c10::nullopt},    {"F32", 4, at::kFloat},
-      {"F64", 8, at::kDouble},     {"I64", 8, at::kLong},   {"U64", 8, c10::nullopt}};
-  return table;
-}
+// safetensors dtypes LibTorch can hold; the others (U16, U32, U64, F8_*) parse but do not load.
+const std::pair<const char*, at::ScalarType> kTorchDtypes[] = {
+    {"BOOL", at::kBool}, {"U8", at::kByte},      {"I8", at::kChar}, {"I16", at::kShort}, {"F16", at::kHalf},
+    {"BF16", at::kBFloat16}, {"I32", at::kInt}, {"F32", at::kFloat}, {"F64", at::kDouble}, {"I64", at::kLong}};
 
-const DtypeInfo* find_dtype(const std::string& name) {
-  for (const auto& d : dtype_table())
-    if (name == d.name) return &d;
-  return nullptr;
-}
-
-size_t dtype_rank(const std::string& name) {
-  const auto& t = dtype_table();
-  for (size_t i = 0; i < t.size(); ++i)
-    if (name == t[i].name) return i;
-  return 0;
+c10::optional<at::ScalarType> torch_dtype(const std::string& name) {
+  for (const auto& [n, t] : kTorchDtypes)
+    if (name == n) return t;
+  return c10::nullopt;
 }
 
 std::string dtype_of(at::ScalarType s) {
-  for (const auto& d : dtype_table())
-    if (d.torch && *d.torch == s) return d.name;
+  for (const auto& [n, t] : kTorchDtypes)
+    if (t == s) return n;
   throw SafetensorsError(std::string("safetensors has no dtype for LibTorch ") + at::toString(s));
 }
 
@@ -64,96 +47,7 @@ uint64_t read_u64_le(const uint8_t* p) {
   return v;
 }
 
-TensorEntry parse_entry(const std::string& file, const std::string& name, const json& j) {
-  auto bad = [&](const std::string& what) { fail(file, "tensor '" + name + "': " + what); };
-  if (!j.is_object()) bad("entry is not a JSON object");
-  for (const auto& [key, value] : j.items())
-    if (key != "dtype" && key != "shape" && key != "data_offsets") bad("unexpected field '" + key + "'");
-  if (!j.contains("dtype") || !j["dtype"].is_string()) bad("missing or non-string \"dtype\"");
-  if (!j.contains("shape") || !j["shape"].is_array()) bad("missing or non-array \"shape\"");
-  if (!j.contains("data_offsets") || !j["data_offsets"].is_array() || j["data_offsets"].size() != 2)
-    bad("\"data_offsets\" must be [begin, end]");
-
-  TensorEntry e;
-  e.name = name;
-  e.dtype = j["dtype"].get<std::string>();
-  const DtypeInfo* info = find_dtype(e.dtype);
-  if (info == nullptr) bad("unknown dtype '" + e.dtype + "'");
-  uint64_t bytes = info->size;
-  for (const auto& d : j["shape"]) {
-    if (!d.is_number_unsigned()) bad("shape entries must be non-negative integers");
-    const uint64_t n = d.get<uint64_t>();
-    if (n > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(bytes, n, &bytes)) bad("shape overflows");
-    e.shape.push_back(static_cast<int64_t>(n));
-  }
-  for (const auto& o : j["data_offsets"])
-    if (!o.is_number_unsigned()) bad("data_offsets must be non-negative integers");
-  e.begin = j["data_offsets"][0].get<uint64_t>();
-  e.end = j["data_offsets"][1].get<uint64_t>();
-  if (e.end < e.begin) bad("data_offsets end " + std::to_string(e.end) + " < begin " + std::to_string(e.begin));
-  if (e.end - e.begin != bytes)
-    bad("holds " + std::to_string(e.end - e.begin) + " bytes but " + e.dtype + " of its shape needs " +
-        std::to_string(bytes));
-  return e;
-}
-
 }  // namespace
-
-size_t safetensors_dtype_size(const std::string& dtype) {
-  const DtypeInfo* info = find_dtype(dtype);
-  if (info == nullptr) throw SafetensorsError("unknown safetensors dtype '" + dtype + "'");
-  return info->size;
-}
-
-SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_bytes, const std::string& file) {
-  // Duplicate names would silently keep the last entry in the JSON library: catch them while parsing.
-  std::set<std::string> seen;
-  std::string duplicate;
-  json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && !seen.insert(parsed.get<std::string>()).second)
-      duplicate = parsed.get<std::string>();
-    return true;
-  };
-  json root;
-  try {
-    root = json::parse(text.begin(), text.end(), on_event);
-  } catch (const json::exception& e) {
-    fail(file, std::string("header is not valid JSON: ") + e.what());
-  }
-  if (!duplicate.empty()) fail(file, "tensor '" + duplicate + "' appears twice in the header");
-  if (!root.is_object()) fail(file, "header is not a JSON object");
-
-  SafetensorsHeader header;
-  for (const auto& [name, value] : root.items()) {
-    if (name == "__metadata__") {
-      if (!value.is_object()) fail(file, "__metadata__ is not an object");
-      for (const auto& [k, v] : value.items()) {
-        if (!v.is_string()) fail(file, "__metadata__ value of '" + k + "' is not a string");
-        header.metadata[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    header.tensors.push_back(parse_entry(file, name, value));
-  }
-
-  std::sort(header.tensors.begin(), header.tensors.end(), [](const TensorEntry& a, const TensorEntry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
-  uint64_t expected = 0;
-  for (const auto& e : header.tensors) {
-    if (e.begin > expected)
-      fail(file, "gap in the data buffer before tensor '" + e.name + "' (bytes " + std::to_string(expected) + ".." +
-                     std::to_string(e.begin) + " belong to no tensor)");
-    if (e.begin < expected)
-      fail(file, "tensor '" + e.name + "' overlaps the previous tensor (begins at " + std::to_string(e.begin) +
-                     ", previous ends at " + std::to_string(expected) + ")");
-    expected = e.end;
-  }
-  if (expected != data_bytes)
-    fail(file, "the header describes " + std::to_string(expected) + " data bytes but the file holds " +
-                   std::to_string(data_bytes) + (expected > data_bytes ? " (truncated?)" : ""));
-  return header;
-}
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -201,11 +95,11 @@ const TensorEntry* SafetensorsFile::find(const std::string& name) const {
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorEntry* e = find(name);
   if (e == nullptr) fail(path_, "no tensor named '" + name + "'");
-  const DtypeInfo* info = find_dtype(e->dtype);
-  if (!info->torch) fail(path_, "tensor '" + name + "' has dtype " + e->dtype + ", which LibTorch cannot represent");
+  const auto dtype = torch_dtype(e->dtype);
+  if (!dtype) fail(path_, "tensor '" + name + "' has dtype " + e->dtype + ", which LibTorch cannot represent");
   auto keep_alive = self_.lock();
   void* data = const_cast<uint8_t*>(data_ + e->begin);
-  return at::from_blob(data, e->shape, [keep_alive](void*) {}, at::TensorOptions().dtype(*info->torch));
+  return at::from_blob(data, e->shape, [keep_alive](void*) {}, at::TensorOptions().dtype(*dtype));
 }
 
 std::string serialize_safetensors(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
@@ -222,7 +116,7 @@ std::string serialize_safetensors(const std::vector<std::pair<std::string, at::T
     items.push_back({name, dtype_of(t.scalar_type()), t.detach().to(at::kCPU).contiguous()});
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
-    const size_t ra = dtype_rank(a.dtype), rb = dtype_rank(b.dtype);
+    const size_t ra = safetensors_dtype_rank(a.dtype), rb = safetensors_dtype_rank(b.dtype);
     return ra != rb ? ra > rb : a.name < b.name;
   });
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
   # LibTorch 1.13 (CPU) and a fast BLAS for it (the reference BLAS is ~18x slower)
   libtorch-dev libopenblas0-openmp python3-torch
   # MPI ranks

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds and runs a libFuzzer target with clang (address + undefined-behaviour sanitizers).
+#   bash scripts/fuzz.sh safetensors_header [SECONDS=60]
+# Crashes are written to build-fuzz/<target>/crash-*; the seed corpus is generated on first run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: scripts/fuzz.sh safetensors_header [seconds]}
+seconds=${2:-60}
+command -v clang++ >/dev/null || bash scripts/install-deps.sh
+out=build-fuzz/$target
+mkdir -p "$out/corpus"
+
+case $target in
+  safetensors_header)
+    sources=(model/safetensors_header.cpp tests/fuzz/safetensors_header_fuzz.cpp)
+    # Seeds: the reference implementation's test vectors and a two-tensor file.
+    seed() { python3 -c "import struct,sys; h=sys.argv[1].encode(); sys.stdout.buffer.write(struct.pack('<Q',len(h))+h+b'\0'*int(sys.argv[2]))" "$1" "$2" >"$out/corpus/$3"; }
+    seed '{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}' 24 attn0
+    seed '{"__metadata__":{"framework":"pt"}}     ' 0 meta
+    seed '{"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},"b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}}' 16 two
+    ;;
+  *) echo "unknown fuzz target '$target' (known: safetensors_header)" >&2; exit 2 ;;
+esac
+
+clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. \
+  "${sources[@]}" -o "$out/fuzz"
+cd "$out" && ./fuzz -max_total_time="$seconds" -print_final_stats=1 corpus

@@ -1,0 +1,235 @@
+// DecoderLM: KV-cache decoding equals the full forward, causality, padded batches, LoRA starting equal
+// to the base, merge equal to unmerged, fused LoRA equal to its PEFT-style separate form, gradients only
+// on LoRA, and Hugging Face save/load round trips.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/decoder_lm.h"
+
+namespace vtb::model {
+namespace {
+
+DecoderConfig tiny(const std::string& family) {
+  DecoderConfig c;
+  c.family = family;
+  c.vocab = 53;
+  c.hidden = 32;
+  c.intermediate = 64;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = family == "gemma" ? 1 : 2;
+  c.head_dim = family == "gemma" ? 12 : 8;
+  c.tie_embeddings = family == "gemma";
+  return c;
+}
+
+LoraConfig lora(const std::string& layout) {
+  LoraConfig l;
+  l.rank = 4;
+  l.alpha = 8;
+  l.layout = layout;
+  return l;
+}
+
+// Gives every LoRA B random values, so adapters change the output.
+void randomize_lora(DecoderLM& lm) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : lm->named_parameters())
+    if (is_lora_parameter(p.key())) p.value().normal_(0, 0.2);
+}
+
+void copy_base(DecoderLM& from, DecoderLM& to) {
+  torch::NoGradGuard no_grad;
+  auto src = from->named_parameters();
+  for (auto& p : to->named_parameters())
+    if (!is_lora_parameter(p.key())) p.value().copy_(src[p.key()]);
+}
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+class Families : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Families, KvCacheDecodingEqualsFullForward) {
+  torch::manual_seed(0);
+  DecoderLM lm(tiny(GetParam()), lora("fused"));
+  randomize_lora(lm);
+  lm->eval();
+  torch::NoGradGuard no_grad;
+  at::Tensor ids = torch::randint(0, 53, {2, 9}, torch::kLong);
+  at::Tensor full = lm->forward(ids);
+
+  KVCache cache = lm->new_cache();
+  std::vector<at::Tensor> steps;
+  // A 4-token prefix, then one token at a time.
+  for (auto [start, len] : std::vector<std::pair<int64_t, int64_t>>{{0, 4}, {4, 1}, {5, 1}, {6, 1}, {7, 1}, {8, 1}}) {
+    at::Tensor chunk = ids.narrow(1, start, len);
+    at::Tensor pos = torch::arange(start, start + len, torch::kLong).expand({2, len});
+    steps.push_back(lm->logits(lm->hidden_states(lm->embed(chunk), pos, at::Tensor(), &cache)));
+  }
+  EXPECT_EQ(cache.length(), 9);
+  EXPECT_LE(max_diff(torch::cat(steps, 1), full), 1e-5);
+}
+
+TEST_P(Families, LogitsAtTDoNotDependOnLaterTokens) {
+  torch::manual_seed(1);
+  DecoderLM lm(tiny(GetParam()));
+  lm->eval();
+  torch::NoGradGuard no_grad;
+  at::Tensor a = torch::randint(0, 53, {1, 10}, torch::kLong);
+  at::Tensor b = a.clone();
+  b.narrow(1, 6, 4).random_(0, 53);
+  at::Tensor la = lm->forward(a), lb = lm->forward(b);
+  EXPECT_TRUE(torch::equal(la.narrow(1, 0, 6), lb.narrow(1, 0, 6)));
+  EXPECT_GT(max_diff(la.narrow(1, 6, 4), lb.narrow(1, 6, 4)), 1e-3);
+}
+
+TEST_P(Families, PaddedBatchEqualsEachExampleAlone) {
+  torch::manual_seed(2);
+  DecoderLM lm(tiny(GetParam()));
+  lm->eval();
+  torch::NoGradGuard no_grad;
+  const std::vector<int64_t> lengths{7, 3, 5};
+  at::Tensor ids = torch::zeros({3, 7}, torch::kLong);
+  at::Tensor valid = torch::zeros({3, 7}, torch::kBool);
+  std::vector<at::Tensor> alone;
+  for (int64_t b = 0; b < 3; ++b) {
+    at::Tensor x = torch::randint(1, 53, {1, lengths[b]}, torch::kLong);
+    ids[b].narrow(0, 0, lengths[b]).copy_(x[0]);
+    valid[b].narrow(0, 0, lengths[b]).fill_(true);
+    alone.push_back(lm->forward(x)[0]);
+  }
+  at::Tensor pos = torch::arange(7, torch::kLong).expand({3, 7});
+  at::Tensor batched = lm->logits(lm->hidden_states(lm->embed(ids), pos, valid));
+  for (int64_t b = 0; b < 3; ++b)
+    EXPECT_LE(max_diff(batched[b].narrow(0, 0, lengths[b]), alone[b]), 1e-5) << "example " << b;
+}
+
+TEST_P(Families, FreshLoraEqualsBaseExactly) {
+  for (const std::string layout : {"fused", "separate"}) {
+    torch::manual_seed(3);
+    DecoderLM base(tiny(GetParam()));
+    DecoderLM tuned(tiny(GetParam()), lora(layout));
+    copy_base(base, tuned);
+    torch::NoGradGuard no_grad;
+    at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
+    EXPECT_TRUE(torch::equal(base->forward(ids), tuned->forward(ids))) << layout;
+  }
+}
+
+TEST_P(Families, MergedEqualsUnmergedAndUnmergeRestoresTheBase) {
+  for (const std::string layout : {"fused", "separate"}) {
+    torch::manual_seed(4);
+    DecoderLM lm(tiny(GetParam()), lora(layout));
+    randomize_lora(lm);
+    torch::NoGradGuard no_grad;
+    at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
+    at::Tensor before = lm->forward(ids);
+    at::Tensor q_before = lm->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj->weight.clone();
+    lm->merge_lora();
+    at::Tensor merged = lm->forward(ids);
+    EXPECT_LE(max_diff(merged, before), 1e-5) << layout;
+    EXPECT_GT(max_diff(lm->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj->weight, q_before), 1e-4);
+    lm->unmerge_lora();
+    EXPECT_LE(max_diff(lm->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj->weight, q_before), 1e-6);
+    EXPECT_LE(max_diff(lm->forward(ids), before), 1e-5) << layout;
+  }
+}
+
+TEST_P(Families, FusedLoraEqualsSeparateAdaptersSharingA) {
+  // Note [LoRA layouts]: q, k, v get the fused A and their own rows of B; gate, up likewise.
+  torch::manual_seed(5);
+  DecoderLM fused(tiny(GetParam()), lora("fused"));
+  randomize_lora(fused);
+  DecoderLM separate(tiny(GetParam()), lora("separate"));
+  copy_base(fused, separate);
+  torch::NoGradGuard no_grad;
+  for (int64_t i = 0; i < 2; ++i) {
+    auto* f = fused->model->layers[i]->as<DecoderLayer>();
+    auto* s = separate->model->layers[i]->as<DecoderLayer>();
+    int64_t row = 0;
+    for (auto* ad : {&s->self_attn->q_lora, &s->self_attn->k_lora, &s->self_attn->v_lora}) {
+      (*ad)->A.copy_(f->self_attn->qkv_lora->A);
+      (*ad)->B.copy_(f->self_attn->qkv_lora->B.narrow(0, row, (*ad)->B.size(0)));
+      row += (*ad)->B.size(0);
+    }
+    EXPECT_EQ(row, f->self_attn->qkv_lora->B.size(0));
+    s->self_attn->o_lora->A.copy_(f->self_attn->o_lora->A);
+    s->self_attn->o_lora->B.copy_(f->self_attn->o_lora->B);
+    row = 0;
+    for (auto* ad : {&s->mlp->gate_lora, &s->mlp->up_lora}) {
+      (*ad)->A.copy_(f->mlp->gate_up_lora->A);
+      (*ad)->B.copy_(f->mlp->gate_up_lora->B.narrow(0, row, (*ad)->B.size(0)));
+      row += (*ad)->B.size(0);
+    }
+    s->mlp->down_lora->A.copy_(f->mlp->down_lora->A);
+    s->mlp->down_lora->B.copy_(f->mlp->down_lora->B);
+  }
+  at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
+  EXPECT_LE(max_diff(fused->forward(ids), separate->forward(ids)), 1e-5);
+}
+
+TEST_P(Families, OnlyLoraGetsGradientsWhenTheBaseIsFrozen) {
+  torch::manual_seed(6);
+  DecoderLM lm(tiny(GetParam()), lora("fused"));
+  randomize_lora(lm);
+  lm->freeze_base();
+  at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
+  lm->forward(ids).logsumexp(-1).mean().backward();
+  int lora_with_grad = 0;
+  for (auto& p : lm->named_parameters()) {
+    if (is_lora_parameter(p.key())) {
+      EXPECT_TRUE(p.value().grad().defined()) << p.key();
+      lora_with_grad += p.value().grad().defined() && p.value().grad().abs().sum().item<double>() > 0;
+    } else {
+      EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    }
+  }
+  EXPECT_EQ(lora_with_grad, 2 * 4 * 2);  // 2 layers × 4 adapters (qkv, o, gate_up, down) × (A, B)
+}
+
+TEST_P(Families, HuggingFaceFolderRoundTrip) {
+  torch::manual_seed(7);
+  DecoderLM lm(tiny(GetParam()), lora("fused"));
+  randomize_lora(lm);
+  torch::NoGradGuard no_grad;
+  at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
+  const std::string dir = ::testing::TempDir() + "vtb_hf_" + GetParam();
+
+  save_hf_decoder(lm, dir, /*merge_lora=*/false);  // the base alone
+  DecoderLM base(tiny(GetParam()));
+  copy_base(lm, base);
+  EXPECT_TRUE(torch::equal(load_hf_decoder(dir, {})->forward(ids), base->forward(ids)));
+
+  save_hf_decoder(lm, dir, /*merge_lora=*/true);  // LoRA merged in
+  EXPECT_LE(max_diff(load_hf_decoder(dir, {})->forward(ids), lm->forward(ids)), 1e-5);
+  EXPECT_FALSE(lm->lora_merged());
+}
+
+TEST(LoraCount, MatchesTheModulesAndThePaper) {
+  for (const std::string layout : {"fused", "separate"}) {
+    for (std::set<std::string> targets : {std::set<std::string>{"q", "k", "v", "o", "gate", "up", "down"},
+                                          std::set<std::string>{"q", "v"}, std::set<std::string>{"k", "up", "down"}}) {
+      for (const std::string family : {"gemma", "llama"}) {
+        LoraConfig l = lora(layout);
+        l.targets = targets;
+        DecoderLM lm(tiny(family), l);
+        int64_t counted = 0;
+        for (auto& p : lm->named_parameters())
+          if (is_lora_parameter(p.key())) counted += p.value().numel();
+        EXPECT_EQ(lora_parameter_count(tiny(family), l), counted) << layout << " " << family;
+      }
+    }
+  }
+  DecoderConfig gemma2b;  // the defaults are Gemma-1 2B
+  EXPECT_EQ(gemma2b.parameter_count(), 2506172416);
+  LoraConfig paper;
+  paper.rank = 32;
+  EXPECT_EQ(lora_parameter_count(gemma2b, paper), 35684352);  // the paper's 35.68 M (fused, NeMo layout)
+  paper.layout = "separate";
+  EXPECT_EQ(lora_parameter_count(gemma2b, paper), 39223296);  // 39.2 M, one adapter per projection (PEFT)
+}
+
+INSTANTIATE_TEST_SUITE_P(GemmaAndLlama, Families, ::testing::Values("gemma", "llama"));
+
+}  // namespace
+}  // namespace vtb::model
