@@ -1,0 +1,125 @@
+#include "model/speech_lm.h"
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+
+namespace vtb::model {
+
+SpeechLMImpl::SpeechLMImpl(const SpeechLMConfig& c) : SpeechLMImpl(c, DecoderLM(c.llm, c.lora)) {}
+
+SpeechLMImpl::SpeechLMImpl(const SpeechLMConfig& c, DecoderLM lm) : config_(c) {
+  if (config_.adapter.input_dim != config_.encoder.conformer.d_model || config_.adapter.output_dim != lm->config().hidden)
+    throw std::invalid_argument("speech LM: adapter input_dim must equal encoder d_model (" +
+                                std::to_string(config_.encoder.conformer.d_model) + ") and output_dim the LLM width (" +
+                                std::to_string(lm->config().hidden) + ")");
+  if (config_.audio_token_id < 0 || config_.audio_token_id >= lm->config().vocab)
+    throw std::invalid_argument("speech LM: audio_token_id " + std::to_string(config_.audio_token_id) +
+                                " is not in the vocabulary");
+  build_speech_modules();
+  llm = register_module("llm", std::move(lm));
+}
+
+void SpeechLMImpl::build_speech_modules() {
+  encoder = register_module("encoder", SpeechEncoder(config_.encoder));
+  modality_adapter = register_module("modality_adapter", ModalityAdapter(config_.adapter));
+  proj = register_module("proj", torch::nn::Linear(config_.adapter.conformer.d_model, config_.adapter.output_dim));
+}
+
+void SpeechLMImpl::freeze_llm_base() { llm->freeze_base(); }
+
+std::vector<at::Tensor> SpeechLMImpl::audio_embeddings(const at::Tensor& features, const at::Tensor& lengths) {
+  auto [frames, frame_lengths] = encoder(features, lengths);
+  at::Tensor adapted = proj(modality_adapter(frames, frame_lengths));
+  std::vector<at::Tensor> out;
+  for (int64_t i = 0; i < adapted.size(0); ++i) out.push_back(adapted[i].narrow(0, 0, frame_lengths[i].item<int64_t>()));
+  return out;
+}
+
+SplicedInput SpeechLMImpl::splice(const SpeechBatch& batch) {
+  const int64_t B = batch.ids.size(0);
+  at::Tensor placeholders = batch.ids.eq(config_.audio_token_id) &
+                            (torch::arange(batch.ids.size(1), batch.ids.options()).unsqueeze(0) < batch.lengths.unsqueeze(1));
+  const int64_t n_audio = placeholders.sum().item<int64_t>();
+  const int64_t n_segments = batch.features.defined() ? batch.features.size(0) : 0;
+  if (n_audio != n_segments)
+    throw std::invalid_argument("speech LM: the batch has " + std::to_string(n_audio) + " <audio> placeholders but " +
+                                std::to_string(n_segments) + " audio segments");
+  std::vector<at::Tensor> audio;
+  if (n_segments > 0) audio = audio_embeddings(batch.features, batch.feature_lengths);
+
+  // Text embeddings are scaled as the LLM defines; adapter frames enter unscaled (DESIGN §3).
+  at::Tensor text = llm->embed(batch.ids);
+  const at::Tensor ids_cpu = batch.ids.to(torch::kCPU).contiguous();
+  const at::Tensor mask_cpu = batch.loss_mask.to(torch::kCPU, torch::kBool).contiguous();
+  const at::Tensor lengths_cpu = batch.lengths.to(torch::kCPU, torch::kLong).contiguous();
+  const auto ids = ids_cpu.accessor<int64_t, 2>();
+  const auto mask = mask_cpu.accessor<bool, 2>();
+  std::vector<at::Tensor> rows(B);
+  std::vector<std::vector<int64_t>> targets(B);
+  size_t next_segment = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t len = lengths_cpu[b].item<int64_t>();
+    std::vector<at::Tensor> pieces;
+    std::vector<int64_t> tokens;  // per spliced position: the token there if it is an answer token, else -100
+    int64_t start = 0;
+    auto flush_text = [&](int64_t end) {
+      if (end <= start) return;
+      pieces.push_back(text[b].narrow(0, start, end - start));
+      for (int64_t t = start; t < end; ++t)
+        tokens.push_back(mask[b][t] ? ids[b][t] : -100);
+    };
+    for (int64_t t = 0; t < len; ++t) {
+      if (ids[b][t] != config_.audio_token_id) continue;
+      flush_text(t);
+      const at::Tensor& frames = audio[next_segment++];
+      pieces.push_back(frames.to(text.scalar_type()));
+      tokens.insert(tokens.end(), static_cast<size_t>(frames.size(0)), -100);
+      start = t + 1;
+    }
+    flush_text(len);
+    rows[b] = torch::cat(pieces, 0);
+    // Position s predicts what stands at s+1.
+    targets[b].assign(tokens.begin() + (tokens.empty() ? 0 : 1), tokens.end());
+    targets[b].push_back(-100);
+  }
+
+  int64_t S = 0;
+  for (const auto& r : rows) S = std::max(S, r.size(0));
+  SplicedInput out;
+  out.embeds = torch::zeros({B, S, text.size(2)}, text.options());
+  out.valid = torch::zeros({B, S}, torch::kBool);
+  out.targets = torch::full({B, S}, -100, torch::kLong);
+  out.lengths = torch::zeros({B}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = rows[b].size(0);
+    out.embeds[b].narrow(0, 0, n).copy_(rows[b]);
+    out.valid[b].narrow(0, 0, n).fill_(true);
+    out.targets[b].narrow(0, 0, n).copy_(torch::tensor(targets[b], torch::kLong));
+    out.lengths[b] = n;
+  }
+  out.positions = torch::arange(S, torch::kLong).expand({B, S}).contiguous();
+  const auto dev = text.device();
+  out.valid = out.valid.to(dev);
+  out.targets = out.targets.to(dev);
+  out.positions = out.positions.to(dev);
+  return out;
+}
+
+LossOutput SpeechLMImpl::loss(const SpeechBatch& batch) {
+  SplicedInput in = splice(batch);
+  at::Tensor hidden = llm->hidden_states(in.embeds, in.positions, in.valid);
+  // Logits only where there is a target: the vocabulary projection is the largest activation.
+  at::Tensor where = in.targets.ne(-100);
+  LossOutput out;
+  out.tokens = where.sum().item<int64_t>();
+  if (out.tokens == 0) {
+    out.loss = hidden.sum() * 0.0;  // keeps the graph (and every rank's collectives) alive
+    return out;
+  }
+  at::Tensor logits = llm->logits(hidden.index({where})).to(torch::kFloat);
+  out.loss = torch::nn::functional::cross_entropy(logits, in.targets.index({where}));
+  return out;
+}
+
+}  // namespace vtb::model

@@ -1,0 +1,73 @@
+// SpeechLM: speech encoder → modality adapter → projection, spliced into the decoder LLM's input in
+// place of each <audio> placeholder token (DESIGN §3), so audio can sit anywhere, any number of times.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+
+#include <vector>
+
+#include "model/decoder_lm.h"
+#include "model/speech_encoder.h"
+
+namespace vtb::model {
+
+struct SpeechLMConfig {
+  EncoderConfig encoder;
+  AdapterConfig adapter;
+  DecoderConfig llm;
+  LoraConfig lora;
+  int64_t audio_token_id = -1;  // the <audio> placeholder's id
+};
+
+// A padded batch as the data pipeline builds it.
+struct SpeechBatch {
+  at::Tensor ids;              // [B, T] int64, right-padded
+  at::Tensor lengths;          // [B] tokens per example
+  at::Tensor loss_mask;        // [B, T] bool: token t is an answer token (the loss predicts it)
+  at::Tensor features;         // [N, n_mels, F]: every audio segment of the batch, in placeholder order; or undefined
+  at::Tensor feature_lengths;  // [N]
+};
+
+// The LLM's input after splicing: audio frames in place of placeholders, right-padded.
+struct SplicedInput {
+  at::Tensor embeds;     // [B, S, d_llm]
+  at::Tensor valid;      // [B, S] bool
+  at::Tensor positions;  // [B, S] int64 (positions count audio frames)
+  at::Tensor targets;    // [B, S] int64: the token position s must predict, or -100
+  at::Tensor lengths;    // [B]
+};
+
+struct LossOutput {
+  at::Tensor loss;     // mean cross-entropy over answer tokens (0 when there are none)
+  int64_t tokens = 0;  // answer tokens counted
+};
+
+class SpeechLMImpl : public torch::nn::Module {
+ public:
+  explicit SpeechLMImpl(const SpeechLMConfig& c);
+  // Builds from an already-constructed (e.g. loaded) LLM; c.llm and c.lora must describe it.
+  SpeechLMImpl(const SpeechLMConfig& c, DecoderLM llm);
+
+  const SpeechLMConfig& config() const { return config_; }
+
+  // Adapter-projected frames of each audio segment: one [L_i, d_llm] tensor per segment.
+  std::vector<at::Tensor> audio_embeddings(const at::Tensor& features, const at::Tensor& lengths);
+  SplicedInput splice(const SpeechBatch& batch);
+  LossOutput loss(const SpeechBatch& batch);
+
+  // Freezes the LLM's base weights: trainable = encoder, adapter, projection, LoRA.
+  void freeze_llm_base();
+
+  SpeechEncoder encoder{nullptr};
+  ModalityAdapter modality_adapter{nullptr};
+  torch::nn::Linear proj{nullptr};
+  DecoderLM llm{nullptr};
+
+ private:
+  void build_speech_modules();
+  SpeechLMConfig config_;
+};
+TORCH_MODULE(SpeechLM);
+
+}  // namespace vtb::model
