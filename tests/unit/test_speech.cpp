@@ -29,6 +29,7 @@ int64_t count(torch::nn::Module& m) {
 double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 TEST(SpeechCounts, FormulasMatchModulesAndThePaper) {
+  EncoderConfig enc = tiny_encoder();
   SpeechEncoder encoder(enc);
   EXPECT_EQ(enc.parameter_count(), count(*encoder));
   AdapterConfig adp{32, 48, ConformerShape{24, 2, 4, 48, 5, 0.1, true}};
