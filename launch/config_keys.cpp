@@ -24,7 +24,48 @@ void declare_config_keys(boost::program_options::options_description& options) {
        "deadline of every collective in seconds; past it the job ends with a message naming the collective")
       ("dist.first_bucket_mib", po::value<double>()->default_value(1),
        "size of the first gradient bucket (small, so reduction starts early in backward)")
-      ("dist.bucket_mib", po::value<double>()->default_value(25), "size of the other gradient buckets");
+      ("dist.bucket_mib", po::value<double>()->default_value(25), "size of the other gradient buckets")
+      // [model]
+      ("model.llm", po::value<std::string>()->default_value(""),
+       "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")
+      // [llm]: the stand-in LLM's shape (ignored when model.llm is set). Defaults: Gemma-1 2B.
+      ("llm.family", po::value<std::string>()->default_value("gemma"), "gemma or llama")
+      ("llm.vocab", po::value<int64_t>()->default_value(256000), "vocabulary size")
+      ("llm.hidden", po::value<int64_t>()->default_value(2048), "model width")
+      ("llm.intermediate", po::value<int64_t>()->default_value(16384), "feed-forward width")
+      ("llm.layers", po::value<int64_t>()->default_value(18), "decoder layers")
+      ("llm.heads", po::value<int64_t>()->default_value(8), "attention heads")
+      ("llm.kv_heads", po::value<int64_t>()->default_value(1), "key/value heads (1 = multi-query)")
+      ("llm.head_dim", po::value<int64_t>()->default_value(256), "per-head width")
+      ("llm.rms_eps", po::value<double>()->default_value(1e-6), "RMSNorm epsilon")
+      ("llm.rope_theta", po::value<double>()->default_value(10000), "RoPE base")
+      ("llm.tie_embeddings", po::value<bool>()->default_value(true), "LM head shares the embedding matrix")
+      // [encoder]: FastConformer. Defaults: Canary-1B's encoder.
+      ("encoder.n_mels", po::value<int64_t>()->default_value(128), "input mel bins")
+      ("encoder.subsampling_factor", po::value<int64_t>()->default_value(8), "dw_striding time reduction (power of 2)")
+      ("encoder.subsampling_channels", po::value<int64_t>()->default_value(256), "subsampling conv channels")
+      ("encoder.d_model", po::value<int64_t>()->default_value(1024), "width")
+      ("encoder.layers", po::value<int64_t>()->default_value(24), "Conformer layers")
+      ("encoder.heads", po::value<int64_t>()->default_value(8), "attention heads")
+      ("encoder.ff_dim", po::value<int64_t>()->default_value(4096), "feed-forward width")
+      ("encoder.conv_kernel", po::value<int64_t>()->default_value(9), "depthwise conv kernel (odd)")
+      ("encoder.dropout", po::value<double>()->default_value(0.1), "dropout in every block")
+      ("encoder.xscaling", po::value<bool>()->default_value(true), "scale inputs by sqrt(d_model)")
+      // [adapter]: Conformer modality adapter, no time reduction, then a Linear to the LLM width.
+      ("adapter.d_model", po::value<int64_t>()->default_value(1024), "width")
+      ("adapter.layers", po::value<int64_t>()->default_value(2), "Conformer layers")
+      ("adapter.heads", po::value<int64_t>()->default_value(8), "attention heads")
+      ("adapter.ff_dim", po::value<int64_t>()->default_value(4096), "feed-forward width")
+      ("adapter.conv_kernel", po::value<int64_t>()->default_value(9), "depthwise conv kernel (odd)")
+      ("adapter.dropout", po::value<double>()->default_value(0.1), "dropout in every block")
+      ("adapter.xscaling", po::value<bool>()->default_value(true), "scale inputs by sqrt(d_model)")
+      // [lora]
+      ("lora.rank", po::value<int64_t>()->default_value(32), "adapter rank (0 = no LoRA)")
+      ("lora.alpha", po::value<double>()->default_value(32), "scale = alpha / rank")
+      ("lora.dropout", po::value<double>()->default_value(0), "dropout on the adapter input")
+      ("lora.layout", po::value<std::string>()->default_value("fused"),
+       "fused (NeMo: shared A on q|k|v and gate|up, as the paper counts) or separate (PEFT)")
+      ("lora.targets", po::value<std::string>()->default_value("q,k,v,o,gate,up,down"), "projections that get adapters");
 }
 
 }  // namespace vtb

@@ -26,6 +26,8 @@ const Command kCommands[] = {
     {"config", "print the resolved configuration, or every key with --keys", vtb::config_command},
     {"dist check", "verify collectives and measure bandwidth across the job's ranks (under mpirun/srun)",
      vtb::dist_check_command},
+    {"model summary", "parameter counts per part of the configured speech LM, without building it",
+     vtb::model_summary_command},
     {"lm logits", "float32 logits of a Hugging Face-layout LLM for given token ids, as .npy", vtb::lm_logits_command},
 };
 
@@ -49,7 +51,7 @@ void print_help() {
                "Trains speech language models the VoiceTextBlender way: a frozen LLM with LoRA, a speech encoder\n"
                "and a modality adapter, in one joint SFT stage. Distributed commands run under mpirun or srun.\n\n"
                "commands:\n";
-  for (const auto& c : kCommands) std::cout << "  " << c.name << std::string(14 - std::strlen(c.name), ' ') << c.summary << "\n";
+  for (const auto& c : kCommands) std::cout << "  " << c.name << std::string(16 - std::strlen(c.name), ' ') << c.summary << "\n";
   std::cout << "\n'vtb <command> --help' documents each command. 'vtb --version' prints versions.\n";
 }
 
