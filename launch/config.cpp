@@ -116,8 +116,18 @@ Config Config::load(const std::string& ini_path, const std::vector<std::string>&
   const po::options_description keys = all_keys();
   Config config;
   const auto style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
+  // "--key=" sets an empty string; Boost wants the empty value as its own argument.
+  std::vector<std::string> args;
+  for (const auto& o : overrides) {
+    if (o.size() > 3 && o.rfind("--", 0) == 0 && o.back() == '=' && std::count(o.begin(), o.end(), '=') == 1) {
+      args.push_back(o.substr(0, o.size() - 1));
+      args.emplace_back();
+    } else {
+      args.push_back(o);
+    }
+  }
   try {
-    po::store(po::command_line_parser(overrides).options(keys).style(style).run(), config.values_);
+    po::store(po::command_line_parser(args).options(keys).style(style).run(), config.values_);
   } catch (const po::unknown_option& e) {
     throw ConfigError(fmt::format("unknown config key '{}' on the command line{}", strip_dashes(e.get_option_name()),
                                   suggestion(strip_dashes(e.get_option_name()))));

@@ -39,6 +39,13 @@ TEST(Config, CommandLineBeatsFileBeatsDefault) {
   std::remove(ini.c_str());
 }
 
+TEST(Config, EmptyValueOnTheCommandLine) {
+  const std::string ini = write_ini("[model]\nllm = /some/folder\n");
+  EXPECT_EQ(Config::load(ini, {"--model.llm="}).str("model.llm"), "");
+  EXPECT_EQ(Config::load(ini, {}).str("model.llm"), "/some/folder");
+  std::remove(ini.c_str());
+}
+
 TEST(Config, UnknownKeyOnCommandLineSuggestsClosest) {
   try {
     Config::load("", {"--dist.timeout=5"});
