@@ -1,5 +1,6 @@
 #include "model/decoder_lm.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -37,6 +38,39 @@ void apply_delta(torch::nn::Linear& base, const at::Tensor& delta, int64_t row, 
   at::Tensor& w = base->weight;
   w.add_(delta.narrow(0, row, w.size(0)).to(w.scalar_type()), sign);
 }
+
+// Note [Activation checkpointing]: the layer runs without autograd in forward; backward recomputes it
+// with autograd on (replaying the CPU RNG, so dropout draws the same mask) and back-propagates through
+// the recomputation, which accumulates parameter gradients directly (a reentrant backward, as PyTorch's
+// original checkpoint) and returns the input's gradient.
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
+                            const at::Tensor& sin, const at::Tensor& allowed, DecoderLayerImpl* layer) {
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["rng"] = at::detail::getDefaultCPUGenerator().get_state();
+    ctx->save_for_backward({x, cos, sin, allowed});
+    torch::NoGradGuard no_grad;
+    return layer->forward(x, cos, sin, allowed, nullptr, nullptr);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    at::Tensor x = saved[0].detach().requires_grad_(true);
+    auto generator = at::detail::getDefaultCPUGenerator();
+    const at::Tensor rng_now = generator.get_state();
+    generator.set_state(ctx->saved_data["rng"].toTensor());
+    at::Tensor out;
+    {
+      torch::AutoGradMode enable(true);
+      out = layer->forward(x, saved[1], saved[2], saved[3], nullptr, nullptr);
+    }
+    generator.set_state(rng_now);
+    torch::autograd::backward({out}, {grads[0]});
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 
 }  // namespace
 
@@ -275,7 +309,11 @@ at::Tensor DecoderLMImpl::hidden_states(const at::Tensor& embeds, const at::Tens
   for (int64_t i = 0; i < config_.layers; ++i) {
     at::Tensor* ck = cache ? &cache->k[i] : nullptr;
     at::Tensor* cv = cache ? &cache->v[i] : nullptr;
-    h = model->layers[i]->as<DecoderLayer>()->forward(h, cos, sin, allowed, ck, cv);
+    auto* layer = model->layers[i]->as<DecoderLayer>();
+    // An input that needs no gradient (layer 0 under frozen embeddings) would hide the layer's LoRA
+    // parameters from a checkpointed backward: run such a layer normally.
+    const bool checkpoint = checkpointing_ && is_training() && cache == nullptr && h.requires_grad() && torch::GradMode::is_enabled();
+    h = checkpoint ? CheckpointedLayer::apply(h, cos, sin, allowed, layer) : layer->forward(h, cos, sin, allowed, ck, cv);
   }
   return model->norm(h);
 }

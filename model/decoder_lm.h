@@ -107,6 +107,10 @@ class DecoderLMImpl : public torch::nn::Module {
 
   KVCache new_cache() const { return KVCache{std::vector<at::Tensor>(config_.layers), std::vector<at::Tensor>(config_.layers)}; }
 
+  // Activation checkpointing: in training, each layer keeps only its input and recomputes its
+  // activations during backward (less memory, about one more forward of compute).
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+
   // Freezes every base weight; only LoRA tensors keep requires_grad.
   void freeze_base();
   void merge_lora();
@@ -120,6 +124,7 @@ class DecoderLMImpl : public torch::nn::Module {
   DecoderConfig config_;
   LoraConfig lora_;
   bool merged_ = false;
+  bool checkpointing_ = false;
 };
 TORCH_MODULE(DecoderLM);
 

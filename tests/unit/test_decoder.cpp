@@ -229,6 +229,29 @@ TEST(LoraCount, MatchesTheModulesAndThePaper) {
   EXPECT_EQ(lora_parameter_count(gemma2b, paper), 39223296);  // 39.2 M, one adapter per projection (PEFT)
 }
 
+TEST_P(Families, ActivationCheckpointingGivesTheSameGradients) {
+  auto grads = [&](bool checkpointing) {
+    torch::manual_seed(8);
+    LoraConfig l = lora("fused");
+    l.dropout = 0.3;  // the recomputation must replay the same dropout masks
+    DecoderLM lm(tiny(GetParam()), l);
+    randomize_lora(lm);
+    lm->freeze_base();
+    lm->set_activation_checkpointing(checkpointing);
+    lm->train();
+    at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
+    torch::manual_seed(9);
+    lm->forward(ids).logsumexp(-1).mean().backward();
+    std::vector<at::Tensor> g;
+    for (auto& p : lm->named_parameters())
+      if (is_lora_parameter(p.key())) g.push_back(p.value().grad().clone());
+    return g;
+  };
+  const auto plain = grads(false), checkpointed = grads(true);
+  ASSERT_EQ(plain.size(), checkpointed.size());
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_LE(max_diff(plain[i], checkpointed[i]), 1e-6) << i;
+}
+
 INSTANTIATE_TEST_SUITE_P(GemmaAndLlama, Families, ::testing::Values("gemma", "llama"));
 
 }  // namespace
