@@ -25,6 +25,13 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("dist.first_bucket_mib", po::value<double>()->default_value(1),
        "size of the first gradient bucket (small, so reduction starts early in backward)")
       ("dist.bucket_mib", po::value<double>()->default_value(25), "size of the other gradient buckets")
+      // [features]: log-mel front end (DESIGN §2); the rest of the recipe is fixed (data/features.h)
+      ("features.n_mels", po::value<int64_t>()->default_value(128), "mel bins (must equal encoder.n_mels)")
+      ("features.pad_mode", po::value<std::string>()->default_value("reflect"),
+       "STFT centre padding: reflect (released FastConformer checkpoints) or constant (NeMo since 2025-07)")
+      ("features.frame_rule", po::value<std::string>()->default_value("plus_one"),
+       "valid frames: plus_one = samples/160 + 1 (reflect era) or floor = samples/160")
+      ("features.dither", po::value<double>()->default_value(1e-5), "dither added in training only")
       // [model]
       ("model.llm", po::value<std::string>()->default_value(""),
        "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")

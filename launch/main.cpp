@@ -28,6 +28,8 @@ const Command kCommands[] = {
      vtb::dist_check_command},
     {"model summary", "parameter counts per part of the configured speech LM, without building it",
      vtb::model_summary_command},
+    {"data features", "log-mel features of an audio file as training computes them, as .npy",
+     vtb::data_features_command},
     {"lm logits", "float32 logits of a Hugging Face-layout LLM for given token ids, as .npy", vtb::lm_logits_command},
 };
 

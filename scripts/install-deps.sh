@@ -7,7 +7,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
   # LibTorch 1.13 (CPU) and a fast BLAS for it (the reference BLAS is ~18x slower)
-  libtorch-dev libopenblas0-openmp python3-torch
+  libtorch-dev libopenblas0-openmp python3-torch python3-torchaudio
   # MPI ranks
   openmpi-bin libopenmpi-dev
   # checkpoints

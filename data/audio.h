@@ -1,0 +1,32 @@
+// Audio in and out: any format libsndfile reads (wav, flac, ogg, ...), any rate and channel count, to
+// 16 kHz mono float through libsoxr at high quality.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vtb::data {
+
+struct AudioError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+constexpr int kSampleRate = 16000;
+
+// Reads [offset_s, offset_s + duration_s) of `path` (duration_s ≤ 0: to the end), averages channels,
+// resamples to `rate`. Throws AudioError naming the file for unreadable files, a slice beyond the end,
+// or an empty result.
+std::vector<float> load_audio(const std::string& path, double offset_s = 0, double duration_s = 0,
+                              int rate = kSampleRate);
+
+// Resamples mono float audio (soxr, HQ). Returns the input when the rates are equal.
+std::vector<float> resample(const std::vector<float>& samples, int from_rate, int to_rate);
+
+// Writes mono float samples as 16-bit PCM WAV.
+void write_wav(const std::string& path, const std::vector<float>& samples, int rate = kSampleRate);
+
+// Duration in seconds from the file header (no decoding).
+double audio_duration(const std::string& path);
+
+}  // namespace vtb::data
