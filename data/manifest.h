@@ -1,0 +1,55 @@
+// NeMo-style JSONL manifests (DESIGN §4) parsed into Conversations, with a policy for bad lines.
+//
+//   speech (asr, ast, sqa): {"audio_filepath", "duration", "offset"?, "context"|"question"?, "answer", "lang"?}
+//   text:                   {"conversations": [{"from": "User"|"Assistant", "value": ...}, ...]}
+//   mixed:                  text's "conversations" with <audio> markers in user values, and
+//                           "audios": [{"audio_filepath", "duration", "offset"?}, ...] in marker order
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "data/conversation.h"
+
+namespace vtb::data {
+
+enum class SourceKind { Speech, Text, Mixed };
+SourceKind parse_source_kind(const std::string& kind);  // asr | ast | sqa | speech → Speech; text; mixed
+
+struct ManifestOptions {
+  SourceKind kind = SourceKind::Speech;
+  std::string default_prompt;  // speech lines without context/question
+  bool skip_bad_lines = false;  // data.on_error = skip (count and go on) | fail (error naming file:line)
+  double min_duration = 0.1;   // speech examples outside [min, max] seconds are filtered (counted)
+  double max_duration = 40;
+  bool check_audio_exists = true;
+};
+
+// A line that does not fit the kind: what and where.
+struct ManifestError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ManifestStats {
+  int64_t lines = 0;
+  int64_t kept = 0;
+  int64_t filtered = 0;                   // duration filter
+  std::map<std::string, int64_t> skipped;  // reason → lines (skip policy)
+};
+
+struct Manifest {
+  std::vector<Conversation> examples;
+  ManifestStats stats;
+};
+
+Manifest read_manifest(const std::string& path, const ManifestOptions& options);
+
+// Parses one line (for the fuzzer and tests); `folder` resolves relative audio paths. Returns false when
+// the duration filter drops the example. Throws ManifestError with the reason (no file/line prefix).
+bool parse_manifest_line(const std::string& line, const std::string& folder, const ManifestOptions& options,
+                         Conversation& out);
+
+}  // namespace vtb::data

@@ -1,0 +1,202 @@
+#include "data/mixing_sampler.h"
+
+#include <algorithm>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+namespace vtb::data {
+namespace {
+
+uint64_t splitmix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+double unit(uint64_t h) { return (h >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1) from 53 bits
+
+// Fisher–Yates driven by the hash of (key, i).
+void shuffle(std::vector<size_t>& v, uint64_t key) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[mix_hash(key, i) % i]);
+}
+
+constexpr uint64_t kPermute = 1, kOrder = 2, kSource = 3;
+
+}  // namespace
+
+uint64_t mix_hash(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
+  return splitmix(splitmix(splitmix(splitmix(a) ^ b) ^ c) ^ d);
+}
+
+std::string SamplerState::serialize() const {
+  std::ostringstream out;
+  out << "v1 " << step << ' ' << sources.size();
+  for (const auto& s : sources) out << ' ' << s.epoch << ' ' << s.chunk << ' ' << s.batch << ' ' << s.position << ' ' << s.consumed;
+  return out.str();
+}
+
+SamplerState SamplerState::deserialize(const std::string& text) {
+  std::istringstream in(text);
+  std::string version;
+  size_t n = 0;
+  SamplerState s;
+  if (!(in >> version >> s.step >> n) || version != "v1") throw std::invalid_argument("sampler state: bad header in '" + text + "'");
+  s.sources.resize(n);
+  for (auto& c : s.sources)
+    if (!(in >> c.epoch >> c.chunk >> c.batch >> c.position >> c.consumed))
+      throw std::invalid_argument("sampler state: truncated '" + text + "'");
+  return s;
+}
+
+MixingSampler::MixingSampler(std::vector<SamplerSource> sources, BatchLimits limits, MixMode mode, uint64_t seed,
+                             int rank, int world)
+    : sources_(std::move(sources)), limits_(limits), mode_(mode), seed_(seed), rank_(rank), world_(world) {
+  if (sources_.empty()) throw std::invalid_argument("sampler: no sources");
+  double total = 0;
+  for (const auto& s : sources_) {
+    if (!(s.weight >= 0)) throw std::invalid_argument("sampler: source '" + s.name + "' has a negative weight");
+    if (static_cast<int64_t>(s.costs.size()) < world)
+      throw std::invalid_argument("sampler: source '" + s.name + "' has " + std::to_string(s.costs.size()) +
+                                  " examples, fewer than the " + std::to_string(world) + " ranks that share it");
+    total += s.weight;
+  }
+  if (total <= 0) throw std::invalid_argument("sampler: the weights sum to zero");
+  state_.sources.resize(sources_.size());
+  cache_.resize(sources_.size());
+}
+
+void MixingSampler::restore(const SamplerState& state) {
+  if (state.sources.size() != sources_.size())
+    throw std::invalid_argument("sampler state has " + std::to_string(state.sources.size()) + " sources, the data has " +
+                                std::to_string(sources_.size()));
+  state_ = state;
+}
+
+std::vector<size_t> MixingSampler::shard(size_t source, int64_t epoch) const {
+  std::vector<size_t> all(sources_[source].costs.size());
+  std::iota(all.begin(), all.end(), 0);
+  shuffle(all, mix_hash(seed_, kPermute, source, static_cast<uint64_t>(epoch)));
+  std::vector<size_t> mine;
+  for (size_t p = static_cast<size_t>(rank_); p < all.size(); p += static_cast<size_t>(world_)) mine.push_back(all[p]);
+  return mine;
+}
+
+const std::vector<size_t>& MixingSampler::current_shard(size_t source) {
+  Cache& c = cache_[source];
+  const int64_t epoch = state_.sources[source].epoch;
+  if (c.epoch != epoch) {
+    c.shard = shard(source, epoch);
+    c.epoch = epoch;
+    c.chunk = -1;
+  }
+  return c.shard;
+}
+
+const std::vector<std::vector<size_t>>& MixingSampler::chunk_batches(size_t source) {
+  const std::vector<size_t>& sh = current_shard(source);
+  Cache& c = cache_[source];
+  const SourceCursor& cur = state_.sources[source];
+  if (c.chunk == cur.chunk) return c.batches;
+  const int64_t window = limits_.bucket_window > 0 ? limits_.bucket_window : static_cast<int64_t>(sh.size());
+  const size_t begin = static_cast<size_t>(cur.chunk * window);
+  std::vector<size_t> chunk(sh.begin() + begin, sh.begin() + std::min(sh.size(), begin + static_cast<size_t>(window)));
+  const auto& costs = sources_[source].costs;
+  if (limits_.bucket_window > 0)
+    std::stable_sort(chunk.begin(), chunk.end(), [&](size_t a, size_t b) {
+      return costs[a].seconds != costs[b].seconds ? costs[a].seconds < costs[b].seconds : costs[a].tokens < costs[b].tokens;
+    });
+  c.batches.clear();
+  double seconds = 0;
+  int64_t tokens = 0;
+  for (size_t i : chunk) {
+    const bool full = !c.batches.empty() && !c.batches.back().empty() &&
+                      ((limits_.max_seconds > 0 && seconds + costs[i].seconds > limits_.max_seconds) ||
+                       (limits_.max_tokens > 0 && tokens + costs[i].tokens > limits_.max_tokens) ||
+                       (limits_.max_examples > 0 && static_cast<int64_t>(c.batches.back().size()) >= limits_.max_examples));
+    if (c.batches.empty() || full) {
+      c.batches.emplace_back();
+      seconds = 0;
+      tokens = 0;
+    }
+    c.batches.back().push_back(i);
+    seconds += costs[i].seconds;
+    tokens += costs[i].tokens;
+  }
+  // Batches of one chunk come in a seeded random order, so long and short batches interleave.
+  std::vector<size_t> order(c.batches.size());
+  std::iota(order.begin(), order.end(), 0);
+  shuffle(order, mix_hash(seed_, kOrder, source, mix_hash(static_cast<uint64_t>(cur.epoch), static_cast<uint64_t>(cur.chunk))));
+  std::vector<std::vector<size_t>> shuffled;
+  for (size_t o : order) shuffled.push_back(std::move(c.batches[o]));
+  c.batches = std::move(shuffled);
+  c.chunk = cur.chunk;
+  return c.batches;
+}
+
+std::vector<size_t> MixingSampler::batch_of(size_t source) {
+  const auto& batches = chunk_batches(source);
+  SourceCursor& cur = state_.sources[source];
+  std::vector<size_t> batch = batches.at(static_cast<size_t>(cur.batch));
+  // Advance: next batch, next chunk, next epoch.
+  const size_t shard_size = current_shard(source).size();
+  const int64_t window = limits_.bucket_window > 0 ? limits_.bucket_window : static_cast<int64_t>(shard_size);
+  if (++cur.batch >= static_cast<int64_t>(batches.size())) {
+    cur.batch = 0;
+    if (++cur.chunk * window >= static_cast<int64_t>(shard_size)) {
+      cur.chunk = 0;
+      ++cur.epoch;
+    }
+  }
+  cur.consumed += static_cast<int64_t>(batch.size());
+  return batch;
+}
+
+size_t MixingSampler::draw_source(uint64_t salt) const {
+  double total = 0;
+  for (const auto& s : sources_) total += s.weight;
+  double u = unit(salt) * total;
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (u < sources_[i].weight) return i;
+    u -= sources_[i].weight;
+  }
+  return sources_.size() - 1;
+}
+
+SampledBatch MixingSampler::next() {
+  SampledBatch out;
+  out.step = state_.step;
+  if (mode_ == MixMode::PerBatch) {
+    const size_t source = draw_source(mix_hash(seed_, kSource, static_cast<uint64_t>(state_.step)));
+    for (size_t i : batch_of(source)) out.items.emplace_back(source, i);
+  } else {
+    double seconds = 0;
+    int64_t tokens = 0;
+    for (uint64_t k = 0;; ++k) {
+      const size_t source = draw_source(mix_hash(seed_, kSource, static_cast<uint64_t>(state_.step), k + 1));
+      SourceCursor& cur = state_.sources[source];
+      const std::vector<size_t>& sh = current_shard(source);
+      const size_t i = sh[static_cast<size_t>(cur.position)];
+      const ExampleCost& cost = sources_[source].costs[i];
+      const bool full = !out.items.empty() &&
+                        ((limits_.max_seconds > 0 && seconds + cost.seconds > limits_.max_seconds) ||
+                         (limits_.max_tokens > 0 && tokens + cost.tokens > limits_.max_tokens) ||
+                         (limits_.max_examples > 0 && static_cast<int64_t>(out.items.size()) >= limits_.max_examples));
+      if (full) break;
+      out.items.emplace_back(source, i);
+      seconds += cost.seconds;
+      tokens += cost.tokens;
+      ++cur.consumed;
+      if (++cur.position >= static_cast<int64_t>(sh.size())) {
+        cur.position = 0;
+        ++cur.epoch;
+      }
+      if (limits_.max_seconds <= 0 && limits_.max_tokens <= 0 && limits_.max_examples <= 0) break;
+    }
+  }
+  ++state_.step;
+  return out;
+}
+
+}  // namespace vtb::data

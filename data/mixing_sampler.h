@@ -1,0 +1,99 @@
+// The mixing sampler (DESIGN §4): which examples form each batch, from a weighted mix of sources.
+//
+// Note [Sampler determinism]: everything random is a pure function of (seed, source, epoch, chunk, step)
+// through a counter-based hash, so the whole state is a few integers per source, and a restored state
+// yields exactly the batches that would have come next.
+//  - Each epoch of a source is a seeded permutation of its examples; rank r of R takes positions
+//    r, r+R, r+2R, ...: shards are disjoint and together cover the source once per epoch.
+//  - A rank's shard is cut into chunks of `bucket_window` examples; within a chunk examples are sorted by
+//    length and cut into batches bounded by audio seconds, tokens and examples (length buckets keep
+//    padding low); the chunk's batches then come in a seeded random order.
+//  - per_batch mode (the paper's): each step draws one source by weight (the same on every rank, since
+//    the draw depends on the step only) and takes that source's next batch. per_sample mode: each
+//    example of a batch draws its source.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace vtb::data {
+
+struct ExampleCost {
+  double seconds = 0;  // audio seconds
+  int64_t tokens = 0;  // sequence length the example adds (text tokens + audio frames)
+};
+
+struct SamplerSource {
+  std::string name;
+  double weight = 1;
+  std::vector<ExampleCost> costs;  // one per example
+};
+
+struct BatchLimits {
+  double max_seconds = 0;    // 0 = unbounded
+  int64_t max_tokens = 0;    // 0 = unbounded
+  int64_t max_examples = 0;  // 0 = unbounded
+  int64_t bucket_window = 512;  // examples per length-bucketing chunk; 0 = no sorting
+};
+
+enum class MixMode { PerBatch, PerSample };
+
+struct SourceCursor {
+  int64_t epoch = 0;
+  int64_t chunk = 0;     // per_batch: chunk of the shard
+  int64_t batch = 0;     // per_batch: batch within the chunk
+  int64_t position = 0;  // per_sample: position in the shard
+  int64_t consumed = 0;  // examples taken so far (all epochs)
+};
+
+struct SamplerState {
+  int64_t step = 0;
+  std::vector<SourceCursor> sources;
+
+  std::string serialize() const;                          // a short text, stored in checkpoints
+  static SamplerState deserialize(const std::string& s);  // throws std::invalid_argument
+};
+
+struct SampledBatch {
+  int64_t step = 0;
+  std::vector<std::pair<size_t, size_t>> items;  // (source, example index)
+};
+
+class MixingSampler {
+ public:
+  MixingSampler(std::vector<SamplerSource> sources, BatchLimits limits, MixMode mode, uint64_t seed, int rank, int world);
+
+  SampledBatch next();
+  const SamplerState& state() const { return state_; }
+  void restore(const SamplerState& state);  // throws std::invalid_argument if it does not fit the sources
+
+  // The examples rank `rank` of `world` owns in `epoch` of `source`, in order.
+  std::vector<size_t> shard(size_t source, int64_t epoch) const;
+
+ private:
+  size_t draw_source(uint64_t salt) const;
+  std::vector<size_t> batch_of(size_t source);  // per_batch: the source's next batch, advancing its cursor
+  const std::vector<std::vector<size_t>>& chunk_batches(size_t source);
+  const std::vector<size_t>& current_shard(size_t source);
+
+  std::vector<SamplerSource> sources_;
+  BatchLimits limits_;
+  MixMode mode_;
+  uint64_t seed_;
+  int rank_, world_;
+  SamplerState state_;
+  // Caches, rebuilt from the state on demand.
+  struct Cache {
+    int64_t epoch = -1, chunk = -1;
+    std::vector<size_t> shard;
+    std::vector<std::vector<size_t>> batches;
+  };
+  std::vector<Cache> cache_;
+};
+
+// A counter-based hash (splitmix64 finaliser over the inputs), the sampler's only source of randomness.
+uint64_t mix_hash(uint64_t a, uint64_t b = 0, uint64_t c = 0, uint64_t d = 0);
+
+}  // namespace vtb::data
