@@ -83,7 +83,7 @@ bool parse_manifest_line(const std::string& line, const std::string& folder, con
   json j;
   try {
     j = json::parse(line);  // rejects invalid UTF-8 too
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, invalid UTF-8, number overflow (found by the fuzzer)
     throw ManifestError(std::string("invalid JSON: ") + e.what());
   }
   if (!j.is_object()) throw ManifestError("a line must be a JSON object");

@@ -9,5 +9,7 @@ int dist_check_command(int argc, char** argv);  // vtb dist check
 int lm_logits_command(int argc, char** argv);   // vtb lm logits
 int model_summary_command(int argc, char** argv);  // vtb model summary
 int data_features_command(int argc, char** argv);  // vtb data features
+int data_synth_command(int argc, char** argv);     // vtb data synth
+int data_tokenizer_command(int argc, char** argv);  // vtb data tokenizer
 
 }  // namespace vtb

@@ -1,10 +1,15 @@
 // vtb data ...: tools between audio/text files and training data.
 #include <torch/torch.h>
 
+#include <chrono>
+#include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "data/audio.h"
 #include "data/features.h"
+#include "data/synthetic_corpus.h"
+#include "data/tokenizer.h"
 #include "dist/exit_codes.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
@@ -54,6 +59,68 @@ int data_features_command(int argc, char** argv) {
     write_npy(cmd.options["filterbank-out"].as<std::string>(),
               data::slaney_mel_filterbank(f.n_fft / 2 + 1, f.fmin, f.fmax, f.n_mels, f.sample_rate));
   }
+  return kExitOk;
+}
+
+int data_synth_command(int argc, char** argv) {
+  po::options_description options("Options");
+  options.add_options()("out", po::value<std::string>()->default_value("data/synth"), "output folder")(
+      "seed", po::value<uint64_t>()->default_value(1), "random seed (the corpus is deterministic for a seed)")(
+      "scale", po::value<double>()->default_value(1.0), "multiply every split's size")(
+      "vocab", po::value<int>()->default_value(512), "tokenizer vocabulary (upper bound)");
+  const ParsedCommand cmd = parse_command(argc, argv, options);
+  if (cmd.help) {
+    std::cout << command_help("vtb data synth [--out data/synth] [--seed 1] [--scale 1]",
+                              "Makes a speech corpus with espeak-ng: ASR (sentences, digit strings), AST (English speech "
+                              "to German text), SQA and text SFT, train and test splits (test: unseen sentences, half "
+                              "of it in an unseen voice), manifests, and a SentencePiece tokenizer trained on its text.",
+                              options);
+    return kExitOk;
+  }
+  data::SynthOptions o;
+  o.out_dir = cmd.options["out"].as<std::string>();
+  o.seed = cmd.options["seed"].as<uint64_t>();
+  o.tokenizer_vocab = cmd.options["vocab"].as<int>();
+  const double k = cmd.options["scale"].as<double>();
+  if (!(k > 0)) throw ConfigError("--scale must be positive");
+  for (int* n : {&o.asr_train, &o.asr_test, &o.ast_train, &o.ast_test, &o.sqa_train, &o.sqa_test, &o.text_train,
+                 &o.text_test})
+    *n = std::max(2, static_cast<int>(*n * k));
+  const auto start = std::chrono::steady_clock::now();
+  const data::SynthReport r = data::make_synthetic_corpus(o);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const auto& [file, n] : r.examples) std::cout << o.out_dir << "/" << file << ": " << n << " examples\n";
+  std::cout << o.out_dir << "/tokenizer.model\n"
+            << "audio: " << r.audio_seconds / 60 << " min synthesised in " << seconds << " s\n";
+  return kExitOk;
+}
+
+int data_tokenizer_command(int argc, char** argv) {
+  po::options_description options("Options");
+  options.add_options()("input", po::value<std::string>(), "text files, comma-separated (one sentence per line)")(
+      "vocab", po::value<int>()->default_value(512), "vocabulary size (upper bound)")(
+      "out", po::value<std::string>(), "output model path (.model)");
+  const ParsedCommand cmd = parse_command(argc, argv, options);
+  if (cmd.help) {
+    std::cout << command_help("vtb data tokenizer --input a.txt[,b.txt] --vocab N --out m.model",
+                              "Trains a SentencePiece unigram tokenizer with vtb's special pieces: <pad>=0, <eos>=1, "
+                              "<bos>=2, <unk>=3, <start_of_turn>, <end_of_turn>, <audio>, newline.",
+                              options);
+    return kExitOk;
+  }
+  for (const char* required : {"input", "out"})
+    if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
+  std::vector<std::string> inputs;
+  std::stringstream list(cmd.options["input"].as<std::string>());
+  for (std::string f; std::getline(list, f, ',');) {
+    if (!std::filesystem::exists(f)) throw ConfigError("--input: no file " + f);
+    inputs.push_back(f);
+  }
+  std::string out = cmd.options["out"].as<std::string>();
+  if (out.size() > 6 && out.compare(out.size() - 6, 6, ".model") == 0) out.resize(out.size() - 6);
+  data::train_tokenizer(inputs, cmd.options["vocab"].as<int>(), out);
+  const data::Tokenizer t = data::Tokenizer::load(out + ".model");
+  std::cout << out << ".model: " << t.vocab_size() << " pieces\n";
   return kExitOk;
 }
 

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds and runs a libFuzzer target with clang (address + undefined-behaviour sanitizers).
-#   bash scripts/fuzz.sh safetensors_header [SECONDS=60]
+#   bash scripts/fuzz.sh safetensors_header|manifest [SECONDS=60]
 # Crashes are written to build-fuzz/<target>/crash-*; the seed corpus is generated on first run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: scripts/fuzz.sh safetensors_header [seconds]}
+target=${1:?usage: scripts/fuzz.sh safetensors_header|manifest [seconds]}
 seconds=${2:-60}
 command -v clang++ >/dev/null || bash scripts/install-deps.sh
 out=build-fuzz/$target
 mkdir -p "$out/corpus"
 
+libs=()
 case $target in
   safetensors_header)
     sources=(model/safetensors_header.cpp tests/fuzz/safetensors_header_fuzz.cpp)
@@ -19,9 +20,16 @@ case $target in
     seed '{"__metadata__":{"framework":"pt"}}     ' 0 meta
     seed '{"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},"b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}}' 16 two
     ;;
-  *) echo "unknown fuzz target '$target' (known: safetensors_header)" >&2; exit 2 ;;
+  manifest)
+    sources=(data/manifest.cpp tests/fuzz/manifest_fuzz.cpp)
+    libs=(-lspdlog -lfmt)
+    printf '%s' '{"audio_filepath": "a.wav", "duration": 1.5, "offset": 0.2, "context": "hi", "answer": "x"}' >"$out/corpus/speech"
+    printf '%s' '{"conversations": [{"from": "User", "value": "a <audio> b"}, {"from": "Assistant", "value": "c"}], "audios": [{"audio_filepath": "/x.wav", "duration": 2}]}' >"$out/corpus/mixed"
+    printf '%s' '{"conversations": [{"from": "User", "value": "q"}, {"from": "Assistant", "value": "a"}]}' >"$out/corpus/text"
+    ;;
+  *) echo "unknown fuzz target '$target' (known: safetensors_header, manifest)" >&2; exit 2 ;;
 esac
 
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. \
-  "${sources[@]}" -o "$out/fuzz"
+  "${sources[@]}" "${libs[@]}" -o "$out/fuzz"
 cd "$out" && ./fuzz -max_total_time="$seconds" -print_final_stats=1 corpus

@@ -1,0 +1,192 @@
+#include "data/synthetic_corpus.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "data/audio.h"
+#include "data/speech_synthesizer.h"
+#include "data/tokenizer.h"
+
+namespace vtb::data {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::vector<std::string> kDigits{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"};
+const std::vector<std::string> kNumbers{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                                        "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                                        "seventeen", "eighteen"};
+
+// Voices seen in training, and the one held out for half of every test split.
+const std::vector<std::string> kTrainVoices{"en-us+m1", "en-us+f2", "en+m3", "en-us+m4", "en-gb-x-rp+f3"};
+const std::string kHeldOutVoice = "en-gb-scotland+f4";
+
+struct Item {
+  std::string spoken;    // what the voice says ("" for text SFT)
+  json line;             // the manifest line, without audio fields
+};
+
+// All combinations of the lists, as index tuples.
+std::vector<std::vector<size_t>> combinations(const std::vector<size_t>& sizes) {
+  std::vector<std::vector<size_t>> out{{}};
+  for (size_t n : sizes) {
+    std::vector<std::vector<size_t>> next;
+    for (const auto& prefix : out)
+      for (size_t i = 0; i < n; ++i) {
+        next.push_back(prefix);
+        next.back().push_back(i);
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+// Splits shuffled combinations: the first `test` for testing (never trained on), then `train` drawn
+// with repetition allowed only if the pool is smaller than asked.
+template <typename Make>
+std::pair<std::vector<Item>, std::vector<Item>> split(std::vector<std::vector<size_t>> combos, int train, int test,
+                                                      std::mt19937_64& rng, Make make) {
+  std::shuffle(combos.begin(), combos.end(), rng);
+  if (static_cast<int>(combos.size()) <= test) throw std::runtime_error("synth: too few combinations for the test split");
+  std::vector<Item> tr, te;
+  for (int i = 0; i < test; ++i) te.push_back(make(combos[static_cast<size_t>(i)]));
+  const size_t pool = combos.size() - static_cast<size_t>(test);
+  for (int i = 0; i < train; ++i) tr.push_back(make(combos[static_cast<size_t>(test) + static_cast<size_t>(i) % pool]));
+  return {tr, te};
+}
+
+class Writer {
+ public:
+  Writer(const SynthOptions& o, SynthReport& report) : o_(o), report_(report) {}
+
+  void write(const std::string& name, std::vector<Item>& items, bool test, std::mt19937_64& rng) {
+    const fs::path manifest = fs::path(o_.out_dir) / (name + (test ? "_test.jsonl" : "_train.jsonl"));
+    const fs::path audio_dir = fs::path(o_.out_dir) / "audio" / name / (test ? "test" : "train");
+    std::ofstream out(manifest);
+    for (size_t i = 0; i < items.size(); ++i) {
+      json line = items[i].line;
+      if (!items[i].spoken.empty()) {
+        Voice v;
+        v.name = test && i % 2 == 1 ? kHeldOutVoice : kTrainVoices[rng() % kTrainVoices.size()];
+        v.rate = 150 + static_cast<int>(rng() % 51);
+        v.pitch = 35 + static_cast<int>(rng() % 31);
+        fs::create_directories(audio_dir);
+        const std::string file = (audio_dir / (std::to_string(i) + ".wav")).string();
+        const std::vector<float> samples = tts_.speak(items[i].spoken, v);
+        write_wav(file, samples);
+        line["audio_filepath"] = fs::relative(file, o_.out_dir).string();
+        line["duration"] = static_cast<double>(samples.size()) / kSampleRate;
+        line["voice"] = v.name;
+        report_.audio_seconds += line["duration"].get<double>();
+      }
+      out << line.dump() << "\n";
+    }
+    report_.examples[manifest.filename().string()] = static_cast<int>(items.size());
+  }
+
+ private:
+  const SynthOptions& o_;
+  SynthReport& report_;
+  SpeechSynthesizer tts_;
+};
+
+}  // namespace
+
+SynthReport make_synthetic_corpus(const SynthOptions& o) {
+  fs::create_directories(o.out_dir);
+  std::mt19937_64 rng(o.seed);
+  SynthReport report;
+  Writer writer(o, report);
+  std::set<std::string> texts;  // everything the tokenizer should know
+
+  // ASR: "<subject> <verb> <object> <place>" sentences, and digit strings.
+  const std::vector<std::string> subjects{"the cat", "a dog", "my friend", "the teacher", "a small bird",
+                                          "the old man", "her brother", "the farmer", "a young girl", "the doctor"};
+  const std::vector<std::string> verbs{"sees", "likes", "finds", "carries", "paints", "watches", "buys", "moves"};
+  const std::vector<std::string> objects{"a red ball", "the green box", "two apples", "a long letter", "the blue car",
+                                         "an old book", "some bread", "the big table", "a warm coat", "three cups"};
+  const std::vector<std::string> places{"in the garden", "at the market", "near the river", "in the kitchen",
+                                        "on the hill", "at school", "by the window", "in the park"};
+  auto asr = split(combinations({10, 8, 10, 8}), o.asr_train, o.asr_test, rng, [&](const std::vector<size_t>& c) {
+    std::string s = subjects[c[0]] + " " + verbs[c[1]] + " " + objects[c[2]] + " " + places[c[3]];
+    if (c[3] == 0 && c[1] < 4) {  // one in eight: a digit string instead
+      s.clear();
+      for (size_t k = 0; k < 3 + c[0] % 4; ++k) s += (k ? " " : "") + kDigits[(c[1] * 7 + c[2] * 3 + k * 5 + c[0]) % 10];
+    }
+    texts.insert(s);
+    return Item{s, json{{"context", "Transcribe the audio."}, {"answer", s}, {"lang", "en"}}};
+  });
+
+  // AST: "<subject> is <adjective>" → German, from a phrase table.
+  const std::vector<std::pair<std::string, std::string>> nouns{
+      {"the cat", "die Katze"},   {"the dog", "der Hund"},   {"the house", "das Haus"}, {"the car", "das Auto"},
+      {"the tree", "der Baum"},   {"the child", "das Kind"}, {"the teacher", "der Lehrer"}, {"the bird", "der Vogel"},
+      {"the garden", "der Garten"}, {"the river", "der Fluss"}};
+  const std::vector<std::pair<std::string, std::string>> adjectives{
+      {"big", "groß"},  {"small", "klein"}, {"old", "alt"},  {"new", "neu"},     {"red", "rot"},
+      {"happy", "glücklich"}, {"tired", "müde"}, {"fast", "schnell"}, {"quiet", "leise"}, {"warm", "warm"}};
+  auto ast = split(combinations({10, 10}), o.ast_train, o.ast_test, rng, [&](const std::vector<size_t>& c) {
+    const std::string en = nouns[c[0]].first + " is " + adjectives[c[1]].first;
+    std::string de = nouns[c[0]].second + " ist " + adjectives[c[1]].second;
+    de[0] = static_cast<char>(std::toupper(de[0]));
+    texts.insert(de + ".");
+    return Item{en, json{{"context", "Translate the audio into German."}, {"answer", de + "."}, {"lang", "de"}}};
+  });
+
+  // SQA: a spoken statement, a text question about it, a one-word answer.
+  const std::vector<std::string> names{"Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo"};
+  const std::vector<std::string> things{"apples", "books", "cats", "cups", "pens", "coins"};
+  auto sqa = split(combinations({8, 6, 8}), o.sqa_train, o.sqa_test, rng, [&](const std::vector<size_t>& c) {
+    const std::string n = kNumbers[c[2] + 2];
+    const std::string question = "How many " + things[c[1]] + " does " + names[c[0]] + " have?";
+    texts.insert(names[c[0]] + " has " + n + " " + things[c[1]] + ". " + question + " " + n);
+    return Item{names[c[0]] + " has " + n + " " + things[c[1]] + ".", json{{"question", question}, {"answer", n}}};
+  });
+
+  // Text SFT: arithmetic in words, opposites; one in five has a second turn.
+  const std::vector<std::pair<std::string, std::string>> opposites{
+      {"big", "small"}, {"old", "new"}, {"fast", "slow"}, {"warm", "cold"}, {"happy", "sad"}, {"quiet", "loud"}};
+  auto text = split(combinations({10, 9, 6}), o.text_train, o.text_test, rng, [&](const std::vector<size_t>& c) {
+    json turns = json::array();
+    const std::string q = "What is " + kNumbers[c[0]] + " plus " + kNumbers[c[1]] + "?";
+    turns.push_back({{"from", "User"}, {"value", q}});
+    turns.push_back({{"from", "Assistant"}, {"value", kNumbers[c[0] + c[1]]}});
+    if ((c[0] + c[1] + c[2]) % 5 == 0) {
+      turns.push_back({{"from", "User"}, {"value", "What is the opposite of " + opposites[c[2]].first + "?"}});
+      turns.push_back({{"from", "Assistant"}, {"value", opposites[c[2]].second}});
+    }
+    for (const auto& t : turns) texts.insert(t["value"].get<std::string>());
+    return Item{"", json{{"conversations", turns}}};
+  });
+
+  writer.write("asr", asr.first, false, rng);
+  writer.write("asr", asr.second, true, rng);
+  writer.write("ast", ast.first, false, rng);
+  writer.write("ast", ast.second, true, rng);
+  writer.write("sqa", sqa.first, false, rng);
+  writer.write("sqa", sqa.second, true, rng);
+  writer.write("text", text.first, false, rng);
+  writer.write("text", text.second, true, rng);
+
+  // The tokenizer: trained on every text of the corpus plus the prompts.
+  const std::string corpus = (fs::path(o.out_dir) / "corpus.txt").string();
+  {
+    std::ofstream out(corpus);
+    for (const auto& t : texts) out << t << "\n";
+    for (const char* p : {"Transcribe the audio.", "Translate the audio into German.", "user", "model",
+                          "What is the opposite of", "How many"})
+      out << p << "\n";
+  }
+  train_tokenizer({corpus}, o.tokenizer_vocab, (fs::path(o.out_dir) / "tokenizer").string());
+  return report;
+}
+
+}  // namespace vtb::data

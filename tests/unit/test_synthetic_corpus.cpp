@@ -1,0 +1,83 @@
+// vtb data synth: real espeak-ng speech, manifests every kind of parser accepts, test sentences and the
+// held-out voice never seen in training, and a tokenizer with the special pieces.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "data/audio.h"
+#include "data/manifest.h"
+#include "data/synthetic_corpus.h"
+#include "data/tokenizer.h"
+
+namespace vtb::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(SyntheticCorpus, ManifestsAudioSplitsAndTokenizer) {
+  SynthOptions o;
+  o.out_dir = ::testing::TempDir() + "vtb_synth";
+  fs::remove_all(o.out_dir);
+  o.asr_train = 40, o.asr_test = 10, o.ast_train = 20, o.ast_test = 6, o.sqa_train = 20, o.sqa_test = 6;
+  o.text_train = 30, o.text_test = 10;
+  o.tokenizer_vocab = 300;
+  const SynthReport report = make_synthetic_corpus(o);
+  EXPECT_EQ(report.examples.at("asr_train.jsonl"), 40);
+  EXPECT_GT(report.audio_seconds, 60);
+
+  for (const std::string task : {"asr", "ast", "sqa", "text"}) {
+    ManifestOptions mo;
+    mo.kind = task == "text" ? SourceKind::Text : SourceKind::Speech;
+    const Manifest train = read_manifest(o.out_dir + "/" + task + "_train.jsonl", mo);
+    const Manifest test = read_manifest(o.out_dir + "/" + task + "_test.jsonl", mo);
+    EXPECT_EQ(train.stats.kept, train.stats.lines) << task;  // nothing filtered or skipped
+    EXPECT_EQ(test.stats.kept, test.stats.lines) << task;
+    // Test examples never appear in training (compare the whole conversation's text).
+    auto key = [](const Conversation& c) {
+      std::string k;
+      for (const auto& t : c.turns)
+        for (const auto& s : t.segments) k += s.is_audio ? "<a>" : s.text + "|";
+      return k;
+    };
+    std::set<std::string> train_keys;
+    for (const auto& c : train.examples) train_keys.insert(key(c));
+    if (task != "asr" && task != "ast") {
+      for (const auto& c : test.examples) EXPECT_EQ(train_keys.count(key(c)), 0u) << task << " " << c.origin;
+    }
+    if (task == "text") continue;
+    // Real audio: loadable, its length matching the manifest duration.
+    for (const auto& c : test.examples) {
+      const AudioRef& a = c.turns[0].segments.back().audio;
+      const auto samples = load_audio(a.path);
+      EXPECT_NEAR(samples.size() / 16000.0, a.duration, 1e-3) << a.path;
+      float peak = 0;
+      for (float s : samples) peak = std::max(peak, std::abs(s));
+      EXPECT_GT(peak, 0.05f) << a.path << " is silent";
+    }
+  }
+  // ASR/AST: answers of the test split are unseen sentences; half the test split uses the held-out voice.
+  std::ifstream asr_test(o.out_dir + "/asr_test.jsonl"), asr_train(o.out_dir + "/asr_train.jsonl");
+  std::set<std::string> train_answers, train_voices;
+  for (std::string l; std::getline(asr_train, l);) {
+    auto j = nlohmann::json::parse(l);
+    train_answers.insert(j["answer"].get<std::string>());
+    train_voices.insert(j["voice"].get<std::string>());
+  }
+  int unseen_voice = 0, lines = 0;
+  for (std::string l; std::getline(asr_test, l); ++lines) {
+    auto j = nlohmann::json::parse(l);
+    EXPECT_EQ(train_answers.count(j["answer"].get<std::string>()), 0u) << j["answer"];
+    unseen_voice += train_voices.count(j["voice"].get<std::string>()) == 0;
+  }
+  EXPECT_EQ(unseen_voice, lines / 2);
+
+  const Tokenizer tok = Tokenizer::load(o.out_dir + "/tokenizer.model");
+  EXPECT_EQ(tok.special().audio, 6);
+  EXPECT_EQ(tok.decode(tok.encode("Die Katze ist müde.")), "Die Katze ist müde.");
+}
+
+}  // namespace
+}  // namespace vtb::data
