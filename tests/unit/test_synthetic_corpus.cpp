@@ -2,6 +2,8 @@
 // held-out voice never seen in training, and a tokenizer with the special pieces.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,7 +21,7 @@ namespace fs = std::filesystem;
 
 TEST(SyntheticCorpus, ManifestsAudioSplitsAndTokenizer) {
   SynthOptions o;
-  o.out_dir = ::testing::TempDir() + "vtb_synth";
+  o.out_dir = ::testing::TempDir() + "vtb_synth_" + std::to_string(getpid());
   fs::remove_all(o.out_dir);
   o.asr_train = 40, o.asr_test = 10, o.ast_train = 20, o.ast_test = 6, o.sqa_train = 20, o.sqa_test = 6;
   o.text_train = 30, o.text_test = 10;

@@ -1,0 +1,167 @@
+#include "data/batch_loader.h"
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include "data/audio.h"
+#include "data/prompt.h"
+
+namespace vtb::data {
+
+ExampleCost BatchLoader::cost(const Conversation& c, size_t text_tokens) {
+  return ExampleCost{c.audio_seconds(), static_cast<int64_t>(text_tokens) + static_cast<int64_t>(c.audio_seconds() * 12.5)};
+}
+
+BatchLoader::BatchLoader(std::vector<LoaderSource> sources, const Tokenizer& tokenizer, BatchLimits limits,
+                         MixMode mode, LoaderOptions options, int rank, int world)
+    : sources_(std::move(sources)), tokenizer_(tokenizer), options_(options), extractor_(options.features) {
+  std::vector<SamplerSource> specs;
+  for (const auto& s : sources_) {
+    SamplerSource spec{s.name, s.weight, {}};
+    for (const auto& c : s.examples) spec.costs.push_back(cost(c, format_conversation(c, tokenizer_).ids.size()));
+    specs.push_back(std::move(spec));
+  }
+  sampler_ = std::make_unique<MixingSampler>(std::move(specs), limits, mode, options.seed, rank, world);
+  returned_state_ = sampler_->state();
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (producer_.joinable()) producer_.join();
+  for (auto& w : workers_) w.join();
+}
+
+void BatchLoader::restore(const SamplerState& state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_) throw std::logic_error("BatchLoader::restore after the first next()");
+  sampler_->restore(state);
+  returned_state_ = state;
+  next_step_ = state.step;
+}
+
+SamplerState BatchLoader::state() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return returned_state_;
+}
+
+void BatchLoader::start() {
+  started_ = true;
+  producer_ = std::thread([this] { produce(); });
+  for (int i = 0; i < std::max(1, options_.workers); ++i)
+    workers_.emplace_back([this] {
+      for (;;) {
+        std::pair<SampledBatch, SamplerState> job;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [this] { return stopping_ || !work_.empty(); });
+          if (stopping_) return;
+          job = std::move(work_.front());
+          work_.erase(work_.begin());
+        }
+        try {
+          Batch b = build(job.first);
+          std::lock_guard<std::mutex> lock(mu_);
+          ready_.emplace(job.first.step, std::make_pair(std::move(b), std::move(job.second)));
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mu_);
+          failed_.emplace(job.first.step, std::current_exception());
+        }
+        cv_.notify_all();
+      }
+    });
+}
+
+void BatchLoader::produce() {
+  for (;;) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return stopping_ || in_flight_ < options_.queue_depth; });
+    if (stopping_) return;
+    SampledBatch sampled = sampler_->next();
+    work_.emplace_back(std::move(sampled), sampler_->state());
+    ++in_flight_;
+    lock.unlock();
+    cv_.notify_all();
+  }
+}
+
+Batch BatchLoader::next() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!started_) start();
+  cv_.wait(lock, [this] { return ready_.count(next_step_) || failed_.count(next_step_); });
+  if (auto f = failed_.find(next_step_); f != failed_.end()) std::rethrow_exception(f->second);
+  auto node = ready_.extract(next_step_);
+  Batch b = std::move(node.mapped().first);
+  returned_state_ = std::move(node.mapped().second);
+  ++next_step_;
+  --in_flight_;
+  lock.unlock();
+  cv_.notify_all();
+  return b;
+}
+
+Batch BatchLoader::build(const SampledBatch& sampled) const {
+  Batch b;
+  b.step = sampled.step;
+  std::vector<FormattedExample> texts;
+  std::vector<at::Tensor> feats;
+  for (const auto& [source, index] : sampled.items) {
+    const Conversation& c = sources_[source].examples[index];
+    FormattedExample f = format_conversation(c, tokenizer_);
+    std::vector<at::Tensor> example_feats;
+    try {
+      for (size_t k = 0; k < f.audio.size(); ++k) {
+        const AudioRef& a = f.audio[k];
+        const std::vector<float> samples = load_audio(a.path, a.offset, a.duration);
+        // Randomness from (seed, step, example, segment) only: independent of worker scheduling.
+        std::mt19937_64 rng(mix_hash(options_.seed, static_cast<uint64_t>(sampled.step), texts.size() + b.skipped, k));
+        at::Tensor x = extractor_.compute(samples, options_.training ? &rng : nullptr);
+        if (options_.training) spec_augment(x, options_.spec_augment, rng);
+        example_feats.push_back(x);
+      }
+    } catch (const std::exception& e) {
+      if (!options_.skip_bad_audio) throw std::runtime_error(c.origin + ": " + e.what());
+      spdlog::warn("{}: skipped: {}", c.origin, e.what());
+      ++b.skipped;
+      continue;
+    }
+    feats.insert(feats.end(), example_feats.begin(), example_feats.end());
+    b.audio_seconds += c.audio_seconds();
+    b.sources.push_back(source);
+    for (uint8_t m : f.loss_mask) b.answer_tokens += m;
+    texts.push_back(std::move(f));
+  }
+  if (texts.empty()) throw std::runtime_error("batch " + std::to_string(sampled.step) + ": every example was skipped");
+
+  size_t T = 0;
+  for (const auto& t : texts) T = std::max(T, t.ids.size());
+  const int64_t B = static_cast<int64_t>(texts.size());
+  b.ids = at::full({B, static_cast<int64_t>(T)}, tokenizer_.special().pad, at::kLong);
+  b.loss_mask = at::zeros({B, static_cast<int64_t>(T)}, at::kBool);
+  b.lengths = at::empty({B}, at::kLong);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& t = texts[static_cast<size_t>(i)];
+    const int64_t n = static_cast<int64_t>(t.ids.size());
+    std::vector<int64_t> ids(t.ids.begin(), t.ids.end());
+    b.ids[i].narrow(0, 0, n).copy_(at::tensor(ids, at::kLong));
+    std::vector<int64_t> mask(t.loss_mask.begin(), t.loss_mask.end());
+    b.loss_mask[i].narrow(0, 0, n).copy_(at::tensor(mask, at::kLong).to(at::kBool));
+    b.lengths[i] = n;
+  }
+  if (!feats.empty()) {
+    int64_t F = 0;
+    for (const auto& f : feats) F = std::max(F, f.size(1));
+    b.features = at::zeros({static_cast<int64_t>(feats.size()), feats[0].size(0), F}, at::kFloat);
+    b.feature_lengths = at::empty({static_cast<int64_t>(feats.size())}, at::kLong);
+    for (size_t i = 0; i < feats.size(); ++i) {
+      b.features[static_cast<int64_t>(i)].narrow(1, 0, feats[i].size(1)).copy_(feats[i]);
+      b.feature_lengths[static_cast<int64_t>(i)] = feats[i].size(1);
+    }
+  }
+  return b;
+}
+
+}  // namespace vtb::data

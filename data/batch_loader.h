@@ -1,0 +1,95 @@
+// From sampled example indices to padded tensors, in background threads.
+//
+// Note [Prefetch]: a producer thread draws batches from the MixingSampler in step order and hands each
+// to a worker pool (decode audio, features, dither and SpecAugment in training, tokenize, pad); next()
+// returns batches strictly in step order. All randomness of a batch derives from (seed, step, segment),
+// so results do not depend on which worker ran when. At most `queue_depth` batches are in flight. The
+// sampler state after each batch is kept with it, so state() always describes the batches already
+// returned — what a checkpoint must store.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/conversation.h"
+#include "data/features.h"
+#include "data/mixing_sampler.h"
+#include "data/tokenizer.h"
+
+namespace vtb::data {
+
+struct Batch {
+  int64_t step = 0;
+  std::vector<size_t> sources;  // per example
+  at::Tensor ids;               // [B, T] int64, right-padded with <pad>
+  at::Tensor lengths;           // [B]
+  at::Tensor loss_mask;         // [B, T] bool
+  at::Tensor features;          // [N, n_mels, F] or undefined when the batch has no audio
+  at::Tensor feature_lengths;   // [N]
+  double audio_seconds = 0;
+  int64_t answer_tokens = 0;
+  int64_t skipped = 0;          // examples dropped because their audio could not be read (skip policy)
+};
+
+struct LoaderOptions {
+  FeatureConfig features;
+  SpecAugmentConfig spec_augment;
+  bool training = true;     // dither and SpecAugment
+  bool skip_bad_audio = false;
+  int workers = 2;
+  int queue_depth = 4;
+  uint64_t seed = 0;
+};
+
+struct LoaderSource {
+  std::string name;
+  double weight = 1;
+  std::vector<Conversation> examples;
+};
+
+class BatchLoader {
+ public:
+  BatchLoader(std::vector<LoaderSource> sources, const Tokenizer& tokenizer, BatchLimits limits, MixMode mode,
+              LoaderOptions options, int rank, int world);
+  ~BatchLoader();
+
+  Batch next();
+  SamplerState state() const;             // after the last batch next() returned
+  void restore(const SamplerState& state);  // before the first next()
+
+  // Sequence cost the sampler uses: text tokens + audio frames at 12.5 per second.
+  static ExampleCost cost(const Conversation& c, size_t text_tokens);
+
+ private:
+  void start();
+  void produce();
+  Batch build(const SampledBatch& sampled) const;
+
+  std::vector<LoaderSource> sources_;
+  const Tokenizer& tokenizer_;
+  LoaderOptions options_;
+  LogMelExtractor extractor_;
+  std::unique_ptr<MixingSampler> sampler_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int64_t, std::pair<Batch, SamplerState>> ready_;
+  std::map<int64_t, std::exception_ptr> failed_;
+  int64_t next_step_ = 0;   // the step next() returns
+  int64_t in_flight_ = 0;
+  SamplerState returned_state_;
+  bool stopping_ = false;
+  bool started_ = false;
+  std::thread producer_;
+  std::vector<std::thread> workers_;
+  std::vector<std::pair<SampledBatch, SamplerState>> work_;  // drawn, not yet built
+};
+
+}  // namespace vtb::data
