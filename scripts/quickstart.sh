@@ -15,5 +15,14 @@ echo "== 1. the ranks: placement, every collective verified, bandwidth (2 ranks)
 mpirun -np 2 --oversubscribe "$vtb" dist check --dist.timeout_s=60
 
 echo
-echo "== stages not built yet (see 'issues'): synthesize a corpus with espeak-ng, train a tokenizer,"
-echo "   pretrain a small text LLM, joint SFT on 2 ranks, evaluate, report. Nothing below is simulated."
+echo "== 2. a speech corpus made with espeak-ng (ASR, AST, SQA, text SFT) and its tokenizer: data/synth/"
+"$vtb" data synth
+
+echo
+echo "== 3. the model configs/tiny.ini describes, and the paper's (counted, not built)"
+"$vtb" model summary --config configs/tiny.ini
+"$vtb" model summary --config configs/paper-3b.ini --model.llm=
+
+echo
+echo "== stages not built yet (see 'issues'): pretrain a small text LLM, joint SFT on 2 ranks,"
+echo "   evaluate, report. Nothing is simulated: they run here once they exist."
