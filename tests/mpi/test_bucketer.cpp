@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "dist/gradient_bucketer.h"
+#include "tests/mpi/forwarding_communicator.h"
 #include "tests/mpi/mpi_main.h"
 
 namespace vtb::dist {
@@ -175,21 +176,13 @@ TEST(GradientBucketer, AgreesWithAnIndependentAverageOfGatheredGradients) {
 }
 
 // Records when allreduces are issued relative to the end of backward.
-class RecordingCommunicator final : public Communicator {
+class RecordingCommunicator final : public vtb::testing::ForwardingCommunicator {
  public:
-  explicit RecordingCommunicator(Communicator& inner) : inner_(inner) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  std::string backend() const override { return inner_.backend(); }
-  c10::Device device() const override { return inner_.device(); }
+  using ForwardingCommunicator::ForwardingCommunicator;
   std::shared_ptr<Work> allreduce_async(at::Tensor t, ReduceOp op) override {
     issued.push_back({t.numel(), backward_done});
     return inner_.allreduce_async(t, op);
   }
-  void broadcast(at::Tensor& t, int root) override { inner_.broadcast(t, root); }
-  at::Tensor allgather(const at::Tensor& t) override { return inner_.allgather(t); }
-  at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp op) override { return inner_.reduce_scatter(t, op); }
-  void barrier() override { inner_.barrier(); }
 
   struct Issue {
     int64_t numel;
@@ -197,9 +190,6 @@ class RecordingCommunicator final : public Communicator {
   };
   std::vector<Issue> issued;
   bool backward_done = false;
-
- private:
-  Communicator& inner_;
 };
 
 TEST(GradientBucketer, LaunchesEveryBucketDuringBackwardInBucketOrder) {

@@ -10,6 +10,7 @@
 
 #include "dist/collective_check.h"
 #include "dist/world.h"
+#include "tests/mpi/forwarding_communicator.h"
 #include "tests/mpi/mpi_main.h"
 
 namespace vtb::dist {
@@ -41,13 +42,9 @@ TEST(Collectives, EveryOpEveryDtypeExact) {
 }
 
 // A communicator that corrupts one element of every allreduce result on rank 0: the check must see it.
-class CorruptingCommunicator final : public Communicator {
+class CorruptingCommunicator final : public vtb::testing::ForwardingCommunicator {
  public:
-  explicit CorruptingCommunicator(Communicator& inner) : inner_(inner) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  std::string backend() const override { return inner_.backend(); }
-  c10::Device device() const override { return inner_.device(); }
+  using ForwardingCommunicator::ForwardingCommunicator;
   std::shared_ptr<Work> allreduce_async(at::Tensor t, ReduceOp op) override {
     inner_.allreduce_async(t, op)->wait();
     if (rank() == 0 && t.numel() > 0) t.view(-1)[0].add_(1);
@@ -56,13 +53,6 @@ class CorruptingCommunicator final : public Communicator {
     };
     return std::make_shared<Done>();
   }
-  void broadcast(at::Tensor& t, int root) override { inner_.broadcast(t, root); }
-  at::Tensor allgather(const at::Tensor& t) override { return inner_.allgather(t); }
-  at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp op) override { return inner_.reduce_scatter(t, op); }
-  void barrier() override { inner_.barrier(); }
-
- private:
-  Communicator& inner_;
 };
 
 TEST(Collectives, CheckDetectsAWrongElement) {
