@@ -169,6 +169,10 @@ Manifest read_manifest(const std::string& path, const ManifestOptions& o) {
     m.examples.push_back(std::move(c));
     ++m.stats.kept;
   }
+  std::string skipped;
+  for (const auto& [reason, n] : m.stats.skipped) skipped += fmt::format(", {} skipped ({})", n, reason);
+  spdlog::info("{}: {} lines, {} kept, {} outside [{:g}, {:g}] s{}", path, m.stats.lines, m.stats.kept, m.stats.filtered,
+               o.min_duration, o.max_duration, skipped);
   return m;
 }
 

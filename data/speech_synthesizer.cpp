@@ -21,6 +21,16 @@ int collect(short* wav, int samples, espeak_EVENT*) {
 
 }  // namespace
 
+const std::vector<std::string>& training_voice_names() {
+  static const std::vector<std::string> names{"en-us+m1", "en-us+f2", "en+m3", "en-us+m4", "en-gb-x-rp+f3"};
+  return names;
+}
+
+const std::string& held_out_voice_name() {
+  static const std::string name = "en-gb-scotland+f4";
+  return name;
+}
+
 SpeechSynthesizer::SpeechSynthesizer() {
   if (g_alive.exchange(true)) throw std::logic_error("espeak-ng: only one SpeechSynthesizer per process");
   native_rate_ = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, 0);

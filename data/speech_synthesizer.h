@@ -13,6 +13,16 @@ struct Voice {
   int pitch = 50;    // 0–100
 };
 
+// English voices vtb's corpora use in training; a corpus holds one more voice out for testing.
+const std::vector<std::string>& training_voice_names();
+const std::string& held_out_voice_name();
+
+// `name` with a random rate (150–200 wpm) and pitch (35–65).
+template <typename Rng>
+Voice vary(const std::string& name, Rng& rng) {
+  return Voice{name, 150 + static_cast<int>(rng() % 51), 35 + static_cast<int>(rng() % 31)};
+}
+
 class SpeechSynthesizer {
  public:
   SpeechSynthesizer();  // throws std::runtime_error when espeak-ng cannot start

@@ -25,10 +25,6 @@ const std::vector<std::string> kNumbers{"zero", "one", "two", "three", "four", "
                                         "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
                                         "seventeen", "eighteen"};
 
-// Voices seen in training, and the one held out for half of every test split.
-const std::vector<std::string> kTrainVoices{"en-us+m1", "en-us+f2", "en+m3", "en-us+m4", "en-gb-x-rp+f3"};
-const std::string kHeldOutVoice = "en-gb-scotland+f4";
-
 struct Item {
   std::string spoken;    // what the voice says ("" for text SFT)
   json line;             // the manifest line, without audio fields
@@ -74,10 +70,9 @@ class Writer {
     for (size_t i = 0; i < items.size(); ++i) {
       json line = items[i].line;
       if (!items[i].spoken.empty()) {
-        Voice v;
-        v.name = test && i % 2 == 1 ? kHeldOutVoice : kTrainVoices[rng() % kTrainVoices.size()];
-        v.rate = 150 + static_cast<int>(rng() % 51);
-        v.pitch = 35 + static_cast<int>(rng() % 31);
+        // Half of every test split is spoken by the voice training never hears.
+        const auto& voices = training_voice_names();
+        const Voice v = vary(test && i % 2 == 1 ? held_out_voice_name() : voices[rng() % voices.size()], rng);
         fs::create_directories(audio_dir);
         const std::string file = (audio_dir / (std::to_string(i) + ".wav")).string();
         const std::vector<float> samples = tts_.speak(items[i].spoken, v);

@@ -10,6 +10,7 @@ int lm_logits_command(int argc, char** argv);   // vtb lm logits
 int model_summary_command(int argc, char** argv);  // vtb model summary
 int data_features_command(int argc, char** argv);  // vtb data features
 int data_synth_command(int argc, char** argv);     // vtb data synth
+int data_mixgen_command(int argc, char** argv);    // vtb data mixgen
 int data_tokenizer_command(int argc, char** argv);  // vtb data tokenizer
 
 }  // namespace vtb

@@ -32,6 +32,9 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("features.frame_rule", po::value<std::string>()->default_value("plus_one"),
        "valid frames: plus_one = samples/160 + 1 (reflect era) or floor = samples/160")
       ("features.dither", po::value<double>()->default_value(1e-5), "dither added in training only")
+      // [data]
+      ("data.on_error", po::value<std::string>()->default_value("fail"),
+       "a bad manifest line or unreadable audio: fail (error naming file:line) or skip (log and count)")
       // [model]
       ("model.llm", po::value<std::string>()->default_value(""),
        "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")

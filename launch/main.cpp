@@ -32,6 +32,8 @@ const Command kCommands[] = {
      vtb::data_features_command},
     {"data synth", "make a speech corpus (ASR, AST, SQA, text SFT) with espeak-ng, and its tokenizer",
      vtb::data_synth_command},
+    {"data mixgen", "mixed-modal SFT from text SFT: spans of user turns replaced by synthesized speech",
+     vtb::data_mixgen_command},
     {"data tokenizer", "train a SentencePiece tokenizer with vtb's special pieces", vtb::data_tokenizer_command},
     {"lm logits", "float32 logits of a Hugging Face-layout LLM for given token ids, as .npy", vtb::lm_logits_command},
 };

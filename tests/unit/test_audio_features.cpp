@@ -93,18 +93,12 @@ TEST(Audio, BadInputsGiveErrorsNamingTheFile) {
   write_raw(one, second, 1, 16000, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
   expect_audio_error([&] { load_audio(one, 2.0, 0.5); }, "outside the file");
   expect_audio_error([&] { load_audio(one, 0.0, 30.0); }, "the file has only 1");
-  // A truncated file: the header promises more frames than the data holds.
+  // A truncated file: the header promises 1 s, the data holds half. The manifest's duration catches it.
   std::ifstream in(one, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string cut = temp("cut.wav");
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  try {
-    const auto x = load_audio(cut);
-    // libsndfile may report the shortened length from the file size; then the audio must be the half that exists.
-    EXPECT_LE(x.size(), 8000u);
-  } catch (const AudioError& e) {
-    EXPECT_NE(std::string(e.what()).find(cut), std::string::npos);
-  }
+  expect_audio_error([&] { load_audio(cut, 0.0, 1.0); }, cut + ": manifest asks for 1.0");
 }
 
 TEST(MelFilterbank, MatchesTorchaudioReferenceValues) {

@@ -11,6 +11,7 @@
 
 #include "data/audio.h"
 #include "data/manifest.h"
+#include "data/mixed_modal.h"
 #include "data/synthetic_corpus.h"
 #include "data/tokenizer.h"
 
@@ -79,6 +80,52 @@ TEST(SyntheticCorpus, ManifestsAudioSplitsAndTokenizer) {
   const Tokenizer tok = Tokenizer::load(o.out_dir + "/tokenizer.model");
   EXPECT_EQ(tok.special().audio, 6);
   EXPECT_EQ(tok.decode(tok.encode("Die Katze ist müde.")), "Die Katze ist müde.");
+}
+
+TEST(MixedModal, SplitSentences) {
+  EXPECT_EQ(split_sentences("One. Two? Three! four"), (std::vector<std::string>{"One.", " Two?", " Three!", " four"}));
+  EXPECT_EQ(split_sentences("3.5 is a number."), (std::vector<std::string>{"3.5 is a number."}));
+}
+
+TEST(MixedModal, SpansOfUserTurnsBecomeSpeech) {
+  const std::string dir = ::testing::TempDir() + "vtb_mixgen_" + std::to_string(getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string input = dir + "/text.jsonl";
+  std::ofstream(input) << R"({"conversations": [{"from": "User", "value": "The cat is red. The dog is big. What is bigger?"},)"
+                       << R"({"from": "Assistant", "value": "the dog"}]})" << "\n"
+                       << R"({"conversations": [{"from": "User", "value": "Hello there."}, {"from": "Assistant", "value": "hi"},)"
+                       << R"({"from": "User", "value": "What is two plus two? Answer in words."}, {"from": "Assistant", "value": "four"}]})"
+                       << "\n";
+  MixgenOptions o;
+  o.input = input;
+  o.out_dir = dir;
+  o.variants = 3;
+  const MixgenReport r = make_mixed_modal(o);
+  EXPECT_EQ(r.conversations, 2);
+  EXPECT_GE(r.examples, 2);
+  EXPECT_LE(r.examples, 6);
+  ManifestOptions mo;
+  mo.kind = SourceKind::Mixed;
+  const Manifest mixed = read_manifest(dir + "/mixed.jsonl", mo);  // audio files must exist
+  EXPECT_EQ(mixed.stats.kept, r.examples);
+  std::ifstream in(dir + "/mixed.jsonl"), original(input);
+  std::vector<nlohmann::json> sources;
+  for (std::string l; std::getline(original, l);) sources.push_back(nlohmann::json::parse(l));
+  for (std::string l; std::getline(in, l);) {
+    auto j = nlohmann::json::parse(l);
+    const std::string origin = j["source"];
+    const auto& src = sources[std::stoul(origin.substr(origin.rfind(':') + 1)) - 1];
+    ASSERT_EQ(j["audios"].size(), 1u);
+    const std::string spoken = j["audios"][0]["spoken"];
+    for (size_t t = 0; t < src["conversations"].size(); ++t) {
+      std::string value = j["conversations"][t]["value"];
+      const auto at = value.find("<audio>");
+      if (at != std::string::npos) value.replace(at, 7, spoken);  // putting the words back restores the text
+      EXPECT_EQ(value, src["conversations"][t]["value"].get<std::string>()) << l;
+    }
+    EXPECT_GT(audio_duration(dir + "/" + j["audios"][0]["audio_filepath"].get<std::string>()), 0.3);
+  }
 }
 
 }  // namespace
