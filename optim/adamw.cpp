@@ -1,0 +1,70 @@
+#include "optim/adamw.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <cmath>
+
+namespace vtb::optim {
+
+bool default_decays(const std::string& name, const at::Tensor& t) {
+  return t.dim() >= 2 && name.find("pos_bias") == std::string::npos;
+}
+
+AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
+    : params_(std::move(params)), options_(options) {
+  for (const auto& [name, p] : params_) decay_[name] = default_decays(name, p);
+}
+
+void AdamW::step(double lr) {
+  c10::AutoGradMode no_grad(false);
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  for (auto& [name, p] : params_) {
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    ParamState& s = state_[name];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = at::zeros_like(p);
+      s.exp_avg_sq = at::zeros_like(p);
+    }
+    ++s.step;
+    if (decay_[name] && options_.weight_decay > 0) p.mul_(1 - lr * options_.weight_decay);
+    s.exp_avg.mul_(b1).add_(g, 1 - b1);
+    s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2);
+    const double bias1 = 1 - std::pow(b1, static_cast<double>(s.step));
+    const double bias2 = 1 - std::pow(b2, static_cast<double>(s.step));
+    // As PyTorch: denom = sqrt(v)/sqrt(bias2) + eps; p -= (lr/bias1) · m / denom.
+    at::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(options_.eps);
+    p.addcdiv_(s.exp_avg, denom, -lr / bias1);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  c10::AutoGradMode no_grad(false);
+  at::Tensor total;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    at::Tensor sq = p.grad().to(at::kDouble).pow(2).sum();
+    total = total.defined() ? total + sq : sq;
+  }
+  if (!total.defined()) return 0;
+  const double norm = std::sqrt(total.item<double>());
+  if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
+  const double scale = max_norm / (norm + 1e-6);  // as torch.nn.utils.clip_grad_norm_
+  for (const auto& p : params)
+    if (p.grad().defined()) p.grad().mul_(scale);
+  return norm;
+}
+
+double warmup_cosine(int64_t step, double peak, double floor, int64_t warmup, int64_t total) {
+  if (warmup > 0 && step <= warmup) return peak * static_cast<double>(step) / static_cast<double>(warmup);
+  if (step >= total) return floor;
+  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+  return floor + (peak - floor) * 0.5 * (1 + std::cos(M_PI * progress));
+}
+
+}  // namespace vtb::optim

@@ -1,0 +1,60 @@
+// AdamW (decoupled weight decay, Loshchilov & Hutter) with parameter groups, written out so that its whole
+// state is plain named tensors a checkpoint can hold and restore exactly. Same update as PyTorch's AdamW:
+//   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
+//   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace vtb::optim {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.98;   // the paper's
+  double eps = 1e-8;
+  double weight_decay = 1e-3;
+};
+
+struct ParamState {
+  at::Tensor exp_avg, exp_avg_sq;
+  int64_t step = 0;
+};
+
+class AdamW {
+ public:
+  // `params`: name → tensor. Weight decay applies to those `decays(name, tensor)` accepts.
+  AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options);
+
+  // One update at learning rate `lr`. Parameters without a gradient are left alone (as PyTorch does).
+  void step(double lr);
+  void zero_grad();  // sets gradients to none
+
+  const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
+  std::map<std::string, ParamState>& state() { return state_; }
+  bool decays(const std::string& name) const { return decay_.at(name); }
+
+ private:
+  std::vector<std::pair<std::string, at::Tensor>> params_;
+  std::map<std::string, bool> decay_;
+  std::map<std::string, ParamState> state_;
+  AdamWOptions options_;
+};
+
+// Decay off for norms, biases and Transformer-XL position biases: everything with fewer than two
+// dimensions, and pos_bias_u/v.
+bool default_decays(const std::string& name, const at::Tensor& t);
+
+// Scales all gradients so their global L2 norm is at most `max_norm` (≤ 0: no clipping). Returns the norm
+// before clipping, in float64; non-finite when some gradient is (nothing is scaled then).
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+
+// Linear warmup from 0 to `peak` over `warmup` steps, then cosine decay to `floor` at `total` steps, flat
+// after. `step` counts from 1 (the first update).
+double warmup_cosine(int64_t step, double peak, double floor, int64_t warmup, int64_t total);
+
+}  // namespace vtb::optim
