@@ -1,0 +1,227 @@
+#include "ckpt/hdf5_io.h"
+
+#include <ATen/ATen.h>
+#include <hdf5.h>
+
+#include <algorithm>
+
+namespace vtb::ckpt {
+namespace {
+
+// HDF5 prints its own error stack by default; vtb turns failures into messages instead.
+void quiet() {
+  static bool done = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw Hdf5Error(path + ": " + what); }
+
+struct Handle {  // closes an HDF5 id with the right function
+  hid_t id;
+  herr_t (*close)(hid_t);
+  ~Handle() {
+    if (id >= 0) close(id);
+  }
+};
+
+hid_t file_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return H5T_IEEE_F32LE;
+    case at::kDouble: return H5T_IEEE_F64LE;
+    case at::kLong: return H5T_STD_I64LE;
+    case at::kBFloat16: return H5T_STD_U16LE;
+    default: throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
+  }
+}
+
+hid_t memory_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return H5T_NATIVE_FLOAT;
+    case at::kDouble: return H5T_NATIVE_DOUBLE;
+    case at::kLong: return H5T_NATIVE_INT64;
+    case at::kBFloat16: return H5T_NATIVE_UINT16;
+    default: throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
+  }
+}
+
+hid_t open_object(hid_t file, const std::string& path, const std::string& name) {
+  hid_t id = H5Oopen(file, name.c_str(), H5P_DEFAULT);
+  if (id < 0) fail(path, "no object '" + name + "'");
+  return id;
+}
+
+void write_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& key,
+                     hid_t type, const void* value) {
+  if (H5Lexists(file, object.c_str(), H5P_DEFAULT) <= 0 && object != "/") {
+    Handle lcpl{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
+    H5Pset_create_intermediate_group(lcpl.id, 1);
+    Handle g{H5Gcreate2(file, object.c_str(), lcpl.id, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+    if (g.id < 0) fail(path, "cannot create group '" + object + "'");
+  }
+  Handle obj{open_object(file, path, object), H5Oclose};
+  if (H5Aexists(obj.id, key.c_str()) > 0) H5Adelete(obj.id, key.c_str());
+  Handle space{H5Screate(H5S_SCALAR), H5Sclose};
+  Handle attr{H5Acreate2(obj.id, key.c_str(), type, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+  if (attr.id < 0 || H5Awrite(attr.id, type, value) < 0) fail(path, "cannot write attribute " + object + "@" + key);
+}
+
+}  // namespace
+
+Hdf5Writer::Hdf5Writer(const std::string& path) : path_(path) {
+  quiet();
+  file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file_ < 0) fail(path, "cannot create HDF5 file");
+}
+
+Hdf5Writer::~Hdf5Writer() {
+  if (file_ >= 0) H5Fclose(file_);
+}
+
+void Hdf5Writer::close() {
+  if (file_ < 0) return;
+  if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(file_) < 0) {
+    file_ = -1;
+    fail(path_, "flush/close failed (disk full?)");
+  }
+  file_ = -1;
+}
+
+void Hdf5Writer::write(const std::string& name, const at::Tensor& tensor) {
+  at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
+  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  Handle space{dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               H5Sclose};
+  Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  if (!dims.empty()) {
+    // Chunks of at most ~16 MiB along the first dimension; fletcher32 needs a chunked layout.
+    std::vector<hsize_t> chunk(dims);
+    for (auto& c : chunk) c = std::max<hsize_t>(c, 1);
+    hsize_t row_bytes = static_cast<hsize_t>(t.element_size());
+    for (size_t i = 1; i < chunk.size(); ++i) row_bytes *= chunk[i];
+    chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk[0], (hsize_t{16} << 20) / std::max<hsize_t>(row_bytes, 1)));
+    H5Pset_chunk(dcpl.id, static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_fletcher32(dcpl.id);
+  }
+  Handle lcpl{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
+  H5Pset_create_intermediate_group(lcpl.id, 1);
+  Handle ds{H5Dcreate2(file_, name.c_str(), file_type(t.scalar_type()), space.id, lcpl.id, dcpl.id, H5P_DEFAULT),
+            H5Dclose};
+  if (ds.id < 0) fail(path_, "cannot create dataset '" + name + "'");
+  if (t.numel() > 0 && H5Dwrite(ds.id, memory_type(t.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
+    fail(path_, "cannot write dataset '" + name + "'");
+  if (t.scalar_type() == at::kBFloat16) attribute(name, "dtype", std::string("bfloat16"));
+}
+
+void Hdf5Writer::attribute(const std::string& object, const std::string& key, const std::string& value) {
+  Handle type{H5Tcopy(H5T_C_S1), H5Tclose};  // fixed-length, null-terminated UTF-8
+  H5Tset_size(type.id, value.size() + 1);
+  H5Tset_cset(type.id, H5T_CSET_UTF8);
+  write_attribute(file_, path_, object, key, type.id, value.c_str());
+}
+
+void Hdf5Writer::attribute(const std::string& object, const std::string& key, int64_t value) {
+  write_attribute(file_, path_, object, key, H5T_NATIVE_INT64, &value);
+}
+
+void Hdf5Writer::attribute(const std::string& object, const std::string& key, double value) {
+  write_attribute(file_, path_, object, key, H5T_NATIVE_DOUBLE, &value);
+}
+
+Hdf5Reader::Hdf5Reader(const std::string& path) : path_(path) {
+  quiet();
+  file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file_ < 0) fail(path, "cannot open as HDF5 (missing, truncated or not HDF5)");
+}
+
+Hdf5Reader::~Hdf5Reader() {
+  if (file_ >= 0) H5Fclose(file_);
+}
+
+bool Hdf5Reader::exists(const std::string& name) const {
+  // Check each prefix: H5Lexists fails when an intermediate group is missing.
+  size_t pos = 0;
+  while ((pos = name.find('/', pos + 1)) != std::string::npos)
+    if (H5Lexists(file_, name.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  return H5Lexists(file_, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::vector<std::string> Hdf5Reader::datasets(const std::string& group) const {
+  struct Walk {
+    std::string prefix;
+    std::vector<std::string> out;
+  } walk{group == "/" ? "/" : group + "/", {}};
+  Handle g{open_object(file_, path_, group), H5Oclose};
+  // The visit API changed in HDF5 1.12 (H5O_info2_t); Debian 12 ships 1.10.
+#if H5_VERSION_GE(1, 12, 0)
+  auto visit = [](hid_t, const char* name, const H5O_info2_t* info, void* data) -> herr_t {
+#else
+  auto visit = [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+#endif
+    auto* w = static_cast<Walk*>(data);
+    if (info->type == H5O_TYPE_DATASET) w->out.push_back(w->prefix + name);
+    return 0;
+  };
+#if H5_VERSION_GE(1, 12, 0)
+  H5Ovisit3(g.id, H5_INDEX_NAME, H5_ITER_INC, visit, &walk, H5O_INFO_BASIC);
+#else
+  H5Ovisit2(g.id, H5_INDEX_NAME, H5_ITER_INC, visit, &walk, H5O_INFO_BASIC);
+#endif
+  std::sort(walk.out.begin(), walk.out.end());
+  return walk.out;
+}
+
+at::Tensor Hdf5Reader::read(const std::string& name) const {
+  Handle ds{H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) fail(path_, "no dataset '" + name + "'");
+  Handle space{H5Dget_space(ds.id), H5Sclose};
+  const int rank = H5Sget_simple_extent_ndims(space.id);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
+  Handle type{H5Dget_type(ds.id), H5Tclose};
+  at::ScalarType st;
+  const bool bf16 = H5Aexists(ds.id, "dtype") > 0;
+  if (H5Tequal(type.id, H5T_IEEE_F32LE) > 0) st = at::kFloat;
+  else if (H5Tequal(type.id, H5T_IEEE_F64LE) > 0) st = at::kDouble;
+  else if (H5Tequal(type.id, H5T_STD_I64LE) > 0) st = at::kLong;
+  else if (H5Tequal(type.id, H5T_STD_U16LE) > 0 && bf16) st = at::kBFloat16;
+  else fail(path_, "dataset '" + name + "' has a type vtb does not store");
+  at::Tensor t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(st));
+  if (t.numel() > 0 && H5Dread(ds.id, memory_type(st), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
+    fail(path_, "dataset '" + name + "' is corrupt (fletcher32 checksum or read error)");
+  return t;
+}
+
+std::string Hdf5Reader::string_attribute(const std::string& object, const std::string& key) const {
+  Handle obj{open_object(file_, path_, object), H5Oclose};
+  Handle attr{H5Aopen(obj.id, key.c_str(), H5P_DEFAULT), H5Aclose};
+  if (attr.id < 0) fail(path_, "no attribute " + object + "@" + key);
+  Handle type{H5Aget_type(attr.id), H5Tclose};
+  std::string value(H5Tget_size(type.id), '\0');
+  Handle mem{H5Tcopy(H5T_C_S1), H5Tclose};
+  H5Tset_size(mem.id, value.size());
+  H5Tset_cset(mem.id, H5Tget_cset(type.id));
+  if (H5Aread(attr.id, mem.id, value.data()) < 0) fail(path_, "cannot read attribute " + object + "@" + key);
+  value.erase(value.find_last_not_of('\0') + 1);
+  return value;
+}
+
+int64_t Hdf5Reader::int_attribute(const std::string& object, const std::string& key) const {
+  Handle obj{open_object(file_, path_, object), H5Oclose};
+  Handle attr{H5Aopen(obj.id, key.c_str(), H5P_DEFAULT), H5Aclose};
+  int64_t v = 0;
+  if (attr.id < 0 || H5Aread(attr.id, H5T_NATIVE_INT64, &v) < 0) fail(path_, "no integer attribute " + object + "@" + key);
+  return v;
+}
+
+double Hdf5Reader::real_attribute(const std::string& object, const std::string& key) const {
+  Handle obj{open_object(file_, path_, object), H5Oclose};
+  Handle attr{H5Aopen(obj.id, key.c_str(), H5P_DEFAULT), H5Aclose};
+  double v = 0;
+  if (attr.id < 0 || H5Aread(attr.id, H5T_NATIVE_DOUBLE, &v) < 0) fail(path_, "no real attribute " + object + "@" + key);
+  return v;
+}
+
+}  // namespace vtb::ckpt
