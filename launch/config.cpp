@@ -55,7 +55,12 @@ std::string value_text(const boost::any& v) {
   if (const auto* i = boost::any_cast<int64_t>(&v)) return std::to_string(*i);
   if (const auto* d = boost::any_cast<double>(&v)) return fmt::format("{}", *d);
   if (const auto* b = boost::any_cast<bool>(&v)) return *b ? "true" : "false";
-  return "?";
+  if (const auto* list = boost::any_cast<std::vector<std::string>>(&v)) {
+    std::string joined;  // repeated keys print as one "key = value" line each (see resolved_ini)
+    for (const auto& item : *list) joined += (joined.empty() ? "" : "\n") + item;
+    return joined;
+  }
+  return "";
 }
 
 template <typename T>
@@ -158,6 +163,10 @@ Config Config::load(const std::string& ini_path, const std::vector<std::string>&
 }
 
 std::string Config::str(const std::string& key) const { return get<std::string>(values_, key); }
+std::vector<std::string> Config::list(const std::string& key) const {
+  auto it = values_.find(key);
+  return it == values_.end() || it->second.empty() ? std::vector<std::string>{} : it->second.as<std::vector<std::string>>();
+}
 int64_t Config::integer(const std::string& key) const { return get<int64_t>(values_, key); }
 double Config::real(const std::string& key) const { return get<double>(values_, key); }
 bool Config::flag(const std::string& key) const { return get<bool>(values_, key); }
@@ -173,7 +182,10 @@ std::string Config::resolved_ini() const {
       section = s;
     }
     const auto& v = values_[key];
-    out << key.substr(dot + 1) << " = " << value_text(v.value()) << (v.defaulted() ? "" : "  # set") << '\n';
+    if (v.empty()) continue;  // a repeatable key given nowhere
+    std::istringstream lines(value_text(v.value()));
+    for (std::string line; std::getline(lines, line);)
+      out << key.substr(dot + 1) << " = " << line << (v.defaulted() ? "" : "  # set") << '\n';
   }
   return out.str();
 }

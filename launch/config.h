@@ -26,6 +26,7 @@ class Config {
 
   std::string str(const std::string& key) const;
   int64_t integer(const std::string& key) const;
+  std::vector<std::string> list(const std::string& key) const;  // a repeatable key; empty when not given
   double real(const std::string& key) const;
   bool flag(const std::string& key) const;
 

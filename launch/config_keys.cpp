@@ -32,9 +32,37 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("features.frame_rule", po::value<std::string>()->default_value("plus_one"),
        "valid frames: plus_one = samples/160 + 1 (reflect era) or floor = samples/160")
       ("features.dither", po::value<double>()->default_value(1e-5), "dither added in training only")
+      // [train]
+      ("train.seed", po::value<int64_t>()->default_value(1234), "seed of initialisation, dropout and data order")
+      ("train.max_steps", po::value<int64_t>()->default_value(100000), "the run stops here and commits a checkpoint")
+      ("train.micro_batches", po::value<int64_t>()->default_value(1), "gradient accumulation: batches per step per rank")
+      ("train.lr", po::value<double>()->default_value(1e-4), "peak learning rate")
+      ("train.lr_min", po::value<double>()->default_value(1e-6), "cosine floor")
+      ("train.warmup_steps", po::value<int64_t>()->default_value(2500), "linear warmup")
+      ("train.weight_decay", po::value<double>()->default_value(1e-3), "AdamW decoupled weight decay (not on norms, biases, pos biases)")
+      ("train.beta1", po::value<double>()->default_value(0.9), "AdamW beta1")
+      ("train.beta2", po::value<double>()->default_value(0.98), "AdamW beta2")
+      ("train.clip", po::value<double>()->default_value(1.0), "global gradient-norm clip (0 = off)")
+      ("train.max_bad_steps", po::value<int64_t>()->default_value(10), "consecutive NaN/Inf steps that stop the run")
+      ("train.log_every", po::value<int64_t>()->default_value(10), "progress line every N steps (metrics.jsonl gets every step)")
+      // [ckpt]
+      ("ckpt.every_steps", po::value<int64_t>()->default_value(1000), "checkpoint every N steps (0 = only at the end)")
+      ("ckpt.keep_last", po::value<int64_t>()->default_value(3), "committed checkpoints kept")
       // [data]
       ("data.on_error", po::value<std::string>()->default_value("fail"),
        "a bad manifest line or unreadable audio: fail (error naming file:line) or skip (log and count)")
+      ("data.tokenizer", po::value<std::string>()->default_value("data/synth/tokenizer.model"), "SentencePiece model")
+      ("data.audio_piece", po::value<std::string>()->default_value("<audio>"), "the audio placeholder's piece (Gemma: <unused0>)")
+      ("data.source", po::value<std::vector<std::string>>()->composing(),
+       "one per source, repeatable: NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...] (KIND: asr, ast, sqa, text, mixed)")
+      ("data.mix", po::value<std::string>()->default_value("per_batch"), "per_batch (one source per step, the paper's) or per_sample")
+      ("data.max_seconds", po::value<double>()->default_value(60), "audio seconds per batch per rank (0 = unbounded)")
+      ("data.max_tokens", po::value<int64_t>()->default_value(4096), "sequence tokens per batch per rank (0 = unbounded)")
+      ("data.max_examples", po::value<int64_t>()->default_value(0), "examples per batch per rank (0 = unbounded)")
+      ("data.bucket_window", po::value<int64_t>()->default_value(512), "examples per length-bucketing chunk")
+      ("data.min_duration", po::value<double>()->default_value(0.1), "shorter audio is filtered out")
+      ("data.max_duration", po::value<double>()->default_value(40), "longer audio is filtered out")
+      ("data.workers", po::value<int64_t>()->default_value(2), "background loader threads per rank")
       // [model]
       ("model.llm", po::value<std::string>()->default_value(""),
        "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")

@@ -89,13 +89,15 @@ TEST(Config, MissingFileIsAnError) {
 }
 
 TEST(Config, ResolvedIniReadsBackToTheSameConfig) {
-  const Config original = Config::load("", {"--dist.timeout_s=2.5", "--run.dir=runs/x y", "--log.all_ranks=true"});
+  const Config original = Config::load("", {"--dist.timeout_s=2.5", "--run.dir=runs/x y", "--log.all_ranks=true",
+                                            "--data.source=a asr 1 x.jsonl", "--data.source=b text 2 y.jsonl"});
   const std::string ini = write_ini(original.resolved_ini());
   const Config again = Config::load(ini, {});
   EXPECT_EQ(again.resolved_ini().find("# set") != std::string::npos, true);
   EXPECT_EQ(again.real("dist.timeout_s"), 2.5);
   EXPECT_EQ(again.str("run.dir"), "runs/x y");
   EXPECT_TRUE(again.flag("log.all_ranks"));
+  EXPECT_EQ(again.list("data.source"), (std::vector<std::string>{"a asr 1 x.jsonl", "b text 2 y.jsonl"}));
   for (const auto& key : known_keys()) EXPECT_NE(original.resolved_ini().find(key.substr(key.find('.') + 1)), std::string::npos) << key;
   std::remove(ini.c_str());
 }
