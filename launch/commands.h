@@ -7,6 +7,7 @@ namespace vtb {
 int config_command(int argc, char** argv);      // vtb config
 int dist_check_command(int argc, char** argv);  // vtb dist check
 int lm_logits_command(int argc, char** argv);   // vtb lm logits
+int train_command(int argc, char** argv);       // vtb train
 int model_summary_command(int argc, char** argv);  // vtb model summary
 int data_features_command(int argc, char** argv);  // vtb data features
 int data_synth_command(int argc, char** argv);     // vtb data synth

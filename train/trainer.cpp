@@ -1,0 +1,209 @@
+#include "train/trainer.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "ckpt/commit.h"
+#include "data/manifest.h"
+#include "dist/exit_codes.h"
+#include "train/stop_signal.h"
+#include "train/training_state.h"
+
+namespace vtb::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+model::SpeechLM build_model(const TrainSettings& s, const data::Tokenizer& tok) {
+  model::SpeechLMConfig c = s.model;
+  c.audio_token_id = tok.special().audio;
+  // Every rank seeds the same generator before building: identical stand-in LLM and initial weights.
+  torch::manual_seed(static_cast<uint64_t>(s.seed));
+  model::SpeechLM lm = s.llm_dir.empty() ? model::SpeechLM(c)
+                                         : model::SpeechLM(c, model::load_hf_decoder(s.llm_dir, c.lora, torch::kFloat));
+  if (tok.vocab_size() > lm->llm->config().vocab)
+    throw std::runtime_error("the tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the LLM's vocabulary is " +
+                             std::to_string(lm->llm->config().vocab) + " (llm.vocab, or the model's embedding rows)");
+  lm->freeze_llm_base();
+  lm->train();
+  return lm;
+}
+
+std::vector<data::LoaderSource> read_sources(const TrainSettings& s) {
+  if (s.sources.empty()) throw std::runtime_error("no data sources: give at least one data.source");
+  std::vector<data::LoaderSource> out;
+  for (const auto& src : s.sources) {
+    data::ManifestOptions o;
+    o.kind = data::parse_source_kind(src.kind);
+    o.default_prompt = src.prompt;
+    o.skip_bad_lines = s.skip_bad_lines;
+    o.min_duration = s.min_duration;
+    o.max_duration = s.max_duration;
+    data::Manifest m = data::read_manifest(src.manifest, o);
+    if (m.examples.empty()) throw std::runtime_error("source '" + src.name + "' (" + src.manifest + ") has no usable examples");
+    out.push_back({src.name, src.weight, std::move(m.examples)});
+  }
+  return out;
+}
+
+// Fault injection for the crash/resume tests (tests/e2e/resume_exact.sh), from the environment:
+//   VTB_FAULT_KILL_AFTER_STEP=N      every rank SIGKILLs itself after step N (a crash between checkpoints)
+//   VTB_FAULT_KILL_IN_CHECKPOINT=N   every rank SIGKILLs itself while writing checkpoint N (before commit)
+//   VTB_FAULT_TERM_AT_STEP=N         the last rank receives SIGTERM during step N (as from Slurm)
+struct Faults {
+  int64_t kill_after = -1, kill_in_checkpoint = -1, term_at = -1;
+  static int64_t read(const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::atoll(v) : -1;
+  }
+  Faults()
+      : kill_after(read("VTB_FAULT_KILL_AFTER_STEP")),
+        kill_in_checkpoint(read("VTB_FAULT_KILL_IN_CHECKPOINT")),
+        term_at(read("VTB_FAULT_TERM_AT_STEP")) {}
+};
+
+model::SpeechBatch to_model_batch(const data::Batch& b) {
+  return model::SpeechBatch{b.ids, b.lengths, b.loss_mask, b.features, b.feature_lengths};
+}
+
+// Keeps metrics.jsonl lines of steps ≤ `step`: a killed run may have logged steps it did not commit.
+void truncate_metrics(const fs::path& file, int64_t step) {
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {  // a line cut by the kill
+    }
+  }
+  in.close();
+  std::ofstream(file, std::ios::trunc) << kept;
+}
+
+}  // namespace
+
+int run_training(dist::Communicator& comm, const TrainSettings& s) {
+  const bool root = comm.rank() == 0;
+  install_stop_handlers();
+  const data::Tokenizer tok = data::Tokenizer::load(s.tokenizer, s.audio_piece);
+  model::SpeechLM lm = build_model(s, tok);
+
+  dist::NamedTensors trainable;
+  for (const auto& p : lm->named_parameters())
+    if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
+  dist::GradientBucketer bucketer(trainable, comm, s.buckets);
+  optim::AdamW optimizer(trainable, s.adamw);
+  std::vector<at::Tensor> params;
+  for (const auto& [name, p] : trainable) params.push_back(p);
+
+  std::vector<data::LoaderSource> sources = read_sources(s);
+  std::vector<std::string> source_names;
+  for (const auto& src : sources) source_names.push_back(src.name);
+  data::BatchLoader loader(std::move(sources), tok, s.limits, s.mix, s.loader, comm.rank(), comm.size());
+
+  RunState run;
+  const std::string latest = ckpt::latest_checkpoint(s.run_dir);
+  if (!latest.empty()) {
+    run = read_training_state(latest, comm.rank(), comm.size(), lm, optimizer);
+    loader.restore(run.sampler);
+    spdlog::info("resumed from {} at step {}", latest, run.step);
+  }
+  const fs::path metrics_path = fs::path(s.run_dir) / "metrics.jsonl";
+  if (root) {
+    fs::create_directories(s.run_dir);
+    truncate_metrics(metrics_path, run.step);
+  }
+  std::ofstream metrics;
+  if (root) metrics.open(metrics_path, std::ios::app);
+  const Faults faults;
+  const std::string llm_label = s.llm_dir.empty() ? "stand-in from train.seed " + std::to_string(s.seed) : s.llm_dir;
+  auto checkpoint = [&] {
+    run.sampler = loader.state();
+    const std::string dir = ckpt::commit_checkpoint(comm, s.run_dir, run.step, static_cast<int>(s.keep_last), [&](const std::string& f) {
+      write_training_state(f, comm.rank(), comm.size(), lm, optimizer, run, s.config_text, llm_label);
+      if (run.step == faults.kill_in_checkpoint) raise(SIGKILL);
+    });
+    spdlog::info("checkpoint {} committed", dir);
+  };
+
+  int64_t bad_in_a_row = 0;
+  while (run.step < s.max_steps) {
+    const auto started = std::chrono::steady_clock::now();
+    const int64_t step = run.step + 1;
+    const double lr = optim::warmup_cosine(step, s.lr, s.lr_min, s.warmup_steps, s.max_steps);
+
+    if (step == faults.term_at && comm.rank() == comm.size() - 1) raise(SIGTERM);
+
+    // Draw a batch from the mix → forward → loss on answers → backward with overlapped allreduce.
+    bucketer.zero_grad();
+    double loss_sum = 0, tokens = 0, audio_seconds = 0;
+    size_t source = 0;
+    for (int64_t m = 0; m < s.micro_batches; ++m) {
+      bucketer.prepare(/*sync=*/m == s.micro_batches - 1);
+      const data::Batch batch = loader.next();
+      source = batch.sources.front();
+      const model::LossOutput out = lm->loss(to_model_batch(batch));
+      (out.loss / static_cast<double>(s.micro_batches)).backward();
+      loss_sum += out.loss.item<double>() * static_cast<double>(out.tokens);
+      tokens += static_cast<double>(out.tokens);
+      audio_seconds += batch.audio_seconds;
+    }
+    bucketer.finish();
+
+    // → clip → step. Gradients are averaged, so every rank sees the same norm and decides alike.
+    const double norm = optim::clip_grad_norm(params, s.clip);
+    const bool finite = std::isfinite(norm) && std::isfinite(loss_sum);
+    if (finite) {
+      optimizer.step(lr);
+      bad_in_a_row = 0;
+    } else if (++bad_in_a_row >= s.max_bad_steps) {
+      throw std::runtime_error("step " + std::to_string(step) + ": " + std::to_string(bad_in_a_row) +
+                               " steps in a row with a non-finite loss or gradient; stopping. Lower train.lr or check the data.");
+    } else {
+      spdlog::warn("step {}: non-finite loss or gradient norm; step skipped ({} in a row)", step, bad_in_a_row);
+    }
+    run.step = step;
+
+    // Token-weighted loss over the job.
+    at::Tensor totals = torch::tensor({loss_sum, tokens, audio_seconds}, torch::kDouble).to(comm.device());
+    comm.allreduce(totals, dist::ReduceOp::Sum);
+    totals = totals.cpu();
+    const double loss = totals[1].item<double>() > 0 ? totals[0].item<double>() / totals[1].item<double>() : 0.0;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (root) {
+      nlohmann::json line{{"step", step}, {"loss", loss}, {"source", source_names[source]}, {"lr", lr},
+                          {"grad_norm", norm}, {"tokens", totals[1].item<double>()},
+                          {"audio_s", totals[2].item<double>()}, {"step_s", seconds},
+                          {"tokens_per_s", totals[1].item<double>() / seconds}, {"skipped", !finite}};
+      line["loss_" + source_names[source]] = loss;
+      metrics << line.dump() << "\n";
+      metrics.flush();
+      if (step % s.log_every == 0 || step == s.max_steps)
+        spdlog::info("step {}/{} loss {:.4f} ({}) lr {:.2e} grad_norm {:.3f} {:.2f} s/step", step, s.max_steps, loss,
+                     source_names[source], lr, norm, seconds);
+    }
+
+    // → maybe checkpoint: on schedule, at the end, or when a signal asked every rank to stop.
+    at::Tensor stop = torch::full({1}, stop_requested() ? int64_t{1} : int64_t{0}, torch::kLong).to(comm.device());
+    comm.allreduce(stop, dist::ReduceOp::Sum);
+    const bool stopping = stop.cpu().item<int64_t>() > 0;
+    if (stopping || step == s.max_steps || (s.ckpt_every > 0 && step % s.ckpt_every == 0)) checkpoint();
+    if (step == faults.kill_after) raise(SIGKILL);
+    if (stopping) {
+      spdlog::warn("stop signal received: checkpoint at step {} committed; exiting with {} (requeue me)", step, kExitRequeue);
+      return kExitRequeue;
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace vtb::train

@@ -1,0 +1,53 @@
+// `vtb train`: single-stage joint speech–text SFT (DESIGN §5–§6). The loop reads like the method: draw a
+// batch from the mix → forward → loss on answers → backward with overlapped allreduce → clip → AdamW
+// step → maybe checkpoint. Settings come from launch/ (train_command.cpp) as plain structs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/batch_loader.h"
+#include "dist/communicator.h"
+#include "dist/gradient_bucketer.h"
+#include "model/speech_lm.h"
+#include "optim/adamw.h"
+
+namespace vtb::train {
+
+struct SourceSettings {
+  std::string name, kind, manifest, prompt;
+  double weight = 1;
+};
+
+struct TrainSettings {
+  std::string run_dir;
+  std::string config_text;  // the resolved config, stored in checkpoints
+  int64_t seed = 1234;
+  int64_t max_steps = 100;
+  int64_t micro_batches = 1;
+  int64_t warmup_steps = 2500;
+  int64_t log_every = 10;
+  int64_t ckpt_every = 1000;
+  int64_t keep_last = 3;
+  int64_t max_bad_steps = 10;
+  double lr = 1e-4, lr_min = 1e-6, clip = 1.0;
+  optim::AdamWOptions adamw;
+  model::SpeechLMConfig model;
+  std::string llm_dir;  // Hugging Face folder of the frozen LLM; "" = a stand-in from the seed
+  std::string tokenizer, audio_piece = "<audio>";
+  std::vector<SourceSettings> sources;
+  data::MixMode mix = data::MixMode::PerBatch;
+  data::BatchLimits limits;
+  data::LoaderOptions loader;
+  double min_duration = 0.1, max_duration = 40;
+  bool skip_bad_lines = false;
+  dist::BucketOptions buckets;
+};
+
+// Trains until max_steps (then commits a final checkpoint and returns kExitOk) or until SIGTERM/SIGUSR1
+// (every rank agrees at the next step boundary, a checkpoint is committed, returns kExitRequeue).
+// Resumes from the run folder's `latest` when there is one.
+int run_training(dist::Communicator& comm, const TrainSettings& settings);
+
+}  // namespace vtb::train

@@ -1,0 +1,110 @@
+#include "train/training_state.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "ckpt/hdf5_io.h"
+
+namespace vtb::train {
+namespace {
+
+std::string rank_file(const std::string& folder, int rank) { return folder + "/rank_" + std::to_string(rank) + ".h5"; }
+
+}  // namespace
+
+std::string frozen_llm_hash(model::SpeechLM& lm) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const auto& p : lm->llm->named_parameters()) {
+    if (p.value().requires_grad()) continue;
+    const at::Tensor t = p.value().detach().to(torch::kCPU).contiguous();
+    const auto* bytes = static_cast<const unsigned char*>(t.data_ptr());
+    for (int64_t i = 0; i < t.numel() * static_cast<int64_t>(t.element_size()); ++i) h = (h ^ bytes[i]) * 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+void write_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
+                          const RunState& run, const std::string& config_text, const std::string& llm_label) {
+  if (rank == 0) {
+    ckpt::Hdf5Writer out(folder + "/state.h5");
+    for (const auto& p : lm->named_parameters())
+      if (p.value().requires_grad()) out.write("/model/" + p.key(), p.value());
+    for (const auto& b : lm->named_buffers()) out.write("/model/" + b.key(), b.value());
+    for (auto& [name, s] : optimizer.state()) {
+      out.write("/optim/" + name + "/exp_avg", s.exp_avg);
+      out.write("/optim/" + name + "/exp_avg_sq", s.exp_avg_sq);
+      out.write("/optim/" + name + "/step", torch::scalar_tensor(s.step, torch::kLong));
+    }
+    out.attribute("/", "format_version", kCheckpointFormat);
+    out.attribute("/train", "step", run.step);
+    out.attribute("/train", "world_size", static_cast<int64_t>(world));
+    out.attribute("/train", "config", config_text);
+    out.attribute("/train", "llm", llm_label);
+    out.attribute("/train", "llm_hash", frozen_llm_hash(lm));
+    out.attribute("/train", "libtorch", std::string(TORCH_VERSION));
+    out.close();
+  }
+  ckpt::Hdf5Writer out(rank_file(folder, rank));
+  out.attribute("/train", "sampler_state", run.sampler.serialize());
+  out.attribute("/train", "step", run.step);
+  out.write("/rng/cpu", at::detail::getDefaultCPUGenerator().get_state().to(torch::kLong));
+  out.close();
+}
+
+RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer) {
+  ckpt::Hdf5Reader state(folder + "/state.h5");
+  const int64_t saved_world = state.int_attribute("/train", "world_size");
+  if (saved_world != world)
+    throw std::runtime_error(folder + " was written by " + std::to_string(saved_world) + " ranks; this job has " +
+                             std::to_string(world) + ". Resuming with another world size is not supported yet: "
+                             "relaunch with " + std::to_string(saved_world) + " ranks.");
+  const std::string saved_hash = state.string_attribute("/train", "llm_hash");
+  if (saved_hash != frozen_llm_hash(lm))
+    throw std::runtime_error(folder + ": the frozen LLM differs from the one this checkpoint was trained on (" +
+                             state.string_attribute("/train", "llm") + ", hash " + saved_hash +
+                             "). Point model.llm at the same weights (or keep the same train.seed for a stand-in).");
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> missing;
+  for (const auto& p : lm->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    const std::string name = "/model/" + p.key();
+    if (!state.exists(name)) {
+      missing.push_back(p.key());
+      continue;
+    }
+    p.value().copy_(state.read(name));
+  }
+  for (const auto& b : lm->named_buffers()) {
+    const std::string name = "/model/" + b.key();
+    if (state.exists(name)) b.value().copy_(state.read(name));
+    else missing.push_back(b.key());
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += "\n  " + m;
+    throw std::runtime_error(folder + ": the checkpoint lacks " + std::to_string(missing.size()) +
+                             " tensor(s) this model has (was the config changed?):" + list);
+  }
+  for (const auto& [name, p] : optimizer.params()) {
+    const std::string base = "/optim/" + name;
+    if (!state.exists(base + "/exp_avg")) continue;  // never updated (no gradient yet)
+    optim::ParamState& s = optimizer.state()[name];
+    s.exp_avg = state.read(base + "/exp_avg");
+    s.exp_avg_sq = state.read(base + "/exp_avg_sq");
+    s.step = state.read(base + "/step").item<int64_t>();
+  }
+  ckpt::Hdf5Reader mine(rank_file(folder, rank));
+  RunState run;
+  run.step = state.int_attribute("/train", "step");
+  run.sampler = data::SamplerState::deserialize(mine.string_attribute("/train", "sampler_state"));
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(mine.read("/rng/cpu").to(torch::kByte));
+  return run;
+}
+
+}  // namespace vtb::train

@@ -1,0 +1,36 @@
+// What a checkpoint holds and how it comes back (DESIGN §6):
+//   state.h5 (rank 0): /model/<name> trainable parameters and buffers (BatchNorm statistics);
+//     /optim/<name>/{exp_avg, exp_avg_sq, step}; /train attributes: step, world_size, format_version,
+//     config, llm (path or stand-in), llm_hash (of the frozen weights, which are not saved).
+//   rank_<r>.h5 (every rank): /train@sampler_state, /rng/cpu (the dropout generator).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "data/mixing_sampler.h"
+#include "dist/communicator.h"
+#include "model/speech_lm.h"
+#include "optim/adamw.h"
+
+namespace vtb::train {
+
+constexpr int64_t kCheckpointFormat = 1;
+
+struct RunState {
+  int64_t step = 0;
+  data::SamplerState sampler;
+};
+
+// FNV-1a over the bytes of every frozen (requires_grad = false) LLM parameter, as 16 hex digits.
+std::string frozen_llm_hash(model::SpeechLM& lm);
+
+// Writes this rank's files of the checkpoint into `folder` (called inside commit_checkpoint).
+void write_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
+                          const RunState& run, const std::string& config_text, const std::string& llm_label);
+
+// Restores model, optimizer, RNG and this rank's sampler state from a committed checkpoint. Throws with a
+// message when the world size, the frozen LLM or the parameter set differ.
+RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer);
+
+}  // namespace vtb::train
