@@ -8,6 +8,9 @@ int config_command(int argc, char** argv);      // vtb config
 int dist_check_command(int argc, char** argv);  // vtb dist check
 int lm_logits_command(int argc, char** argv);   // vtb lm logits
 int train_command(int argc, char** argv);       // vtb train
+int ckpt_inspect_command(int argc, char** argv);  // vtb ckpt inspect
+int ckpt_verify_command(int argc, char** argv);   // vtb ckpt verify
+int ckpt_diff_command(int argc, char** argv);     // vtb ckpt diff
 int model_summary_command(int argc, char** argv);  // vtb model summary
 int data_features_command(int argc, char** argv);  // vtb data features
 int data_synth_command(int argc, char** argv);     // vtb data synth

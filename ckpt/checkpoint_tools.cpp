@@ -1,0 +1,114 @@
+#include "ckpt/checkpoint_tools.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "ckpt/hdf5_io.h"
+
+namespace vtb::ckpt {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> files_of(const std::string& folder) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(folder))
+    if (e.path().extension() == ".h5") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+void inspect_checkpoint(const std::string& folder, std::ostream& out) {
+  for (const auto& file : files_of(folder)) {
+    Hdf5Reader r(file);
+    out << file << "\n";
+    if (r.exists("/train")) {
+      for (const char* key : {"step", "world_size"})
+        try {
+          const int64_t v = r.int_attribute("/train", key);
+          out << "  /train@" << key << " = " << v << "\n";
+        } catch (const Hdf5Error&) {  // not every file has every attribute
+        }
+      for (const char* key : {"llm", "llm_hash", "libtorch", "sampler_state"})
+        try {
+          const std::string v = r.string_attribute("/train", key);
+          out << "  /train@" << key << " = " << v << "\n";
+        } catch (const Hdf5Error&) {
+        }
+    }
+    int64_t elements = 0;
+    for (const auto& name : r.datasets()) {
+      const at::Tensor t = r.read(name);
+      elements += t.numel();
+      out << "  " << name << "  " << at::toString(t.scalar_type()) << " " << t.sizes() << "\n";
+    }
+    out << "  (" << r.datasets().size() << " datasets, " << elements << " elements)\n";
+    try {
+      const std::string config = r.string_attribute("/train", "config");
+      out << "  resolved config:\n" << config;
+    } catch (const Hdf5Error&) {
+    }
+  }
+}
+
+std::vector<std::string> verify_checkpoint(const std::string& folder) {
+  std::vector<std::string> problems;
+  if (!fs::exists(fs::path(folder) / "state.h5")) return {folder + ": no state.h5"};
+  int64_t world = 0;
+  try {
+    Hdf5Reader state((fs::path(folder) / "state.h5").string());
+    if (state.int_attribute("/", "format_version") != 1) problems.push_back("state.h5: unknown format_version");
+    world = state.int_attribute("/train", "world_size");
+    state.string_attribute("/train", "llm_hash");
+  } catch (const Hdf5Error& e) {
+    problems.push_back(e.what());
+  }
+  for (int64_t r = 0; r < world; ++r)
+    if (!fs::exists(fs::path(folder) / ("rank_" + std::to_string(r) + ".h5")))
+      problems.push_back(folder + ": rank_" + std::to_string(r) + ".h5 is missing (world size " + std::to_string(world) + ")");
+  for (const auto& file : files_of(folder)) {
+    try {
+      Hdf5Reader reader(file);
+      for (const auto& name : reader.datasets()) {
+        try {
+          reader.read(name);
+        } catch (const Hdf5Error& e) {
+          problems.push_back(e.what());
+        }
+      }
+    } catch (const Hdf5Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+  return problems;
+}
+
+std::vector<TensorDiff> diff_checkpoints(const std::string& a, const std::string& b, std::vector<std::string>& only_a,
+                                         std::vector<std::string>& only_b) {
+  Hdf5Reader ra((fs::path(a) / "state.h5").string()), rb((fs::path(b) / "state.h5").string());
+  const auto na = ra.datasets(), nb = rb.datasets();
+  const std::set<std::string> sa(na.begin(), na.end()), sb(nb.begin(), nb.end());
+  std::vector<TensorDiff> out;
+  for (const auto& n : na) {
+    if (!sb.count(n)) {
+      only_a.push_back(n);
+      continue;
+    }
+    const at::Tensor x = ra.read(n), y = rb.read(n);
+    if (x.sizes() != y.sizes()) {
+      out.push_back({n, -1});
+      continue;
+    }
+    out.push_back({n, x.numel() == 0 ? 0.0 : (x.to(at::kDouble) - y.to(at::kDouble)).abs().max().item<double>()});
+  }
+  for (const auto& n : nb)
+    if (!sa.count(n)) only_b.push_back(n);
+  return out;
+}
+
+}  // namespace vtb::ckpt

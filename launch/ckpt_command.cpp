@@ -1,0 +1,83 @@
+// vtb ckpt inspect|verify|diff: read, checksum and compare checkpoints.
+#include <spdlog/fmt/fmt.h>
+
+#include <iostream>
+
+#include "ckpt/checkpoint_tools.h"
+#include "ckpt/commit.h"
+#include "dist/exit_codes.h"
+#include "launch/command_line.h"
+#include "launch/commands.h"
+#include "launch/config.h"
+
+namespace vtb {
+namespace po = boost::program_options;
+namespace {
+
+// A run folder means its latest checkpoint.
+std::string resolve(const std::string& path) {
+  const std::string latest = ckpt::latest_checkpoint(path);
+  return latest.empty() ? path : latest;
+}
+
+ParsedCommand parse_folders(int argc, char** argv, int count, const char* usage, const char* what) {
+  po::options_description options("Options");
+  options.add_options()("help,h", "show this help")(
+      "folder", po::value<std::vector<std::string>>(), "checkpoint folder(s) or run folder(s)");
+  po::positional_options_description positional;
+  positional.add("folder", count);
+  ParsedCommand cmd;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(options).positional(positional).run(), cmd.options);
+  } catch (const po::error& e) {
+    throw ConfigError(std::string("command line: ") + e.what());
+  }
+  cmd.help = cmd.options.count("help") > 0;
+  if (cmd.help) std::cout << command_help(usage, what, options);
+  else if (!cmd.options.count("folder") || cmd.options["folder"].as<std::vector<std::string>>().size() != static_cast<size_t>(count))
+    throw ConfigError(std::string("usage: ") + usage);
+  return cmd;
+}
+
+}  // namespace
+
+int ckpt_inspect_command(int argc, char** argv) {
+  const ParsedCommand cmd = parse_folders(argc, argv, 1, "vtb ckpt inspect FOLDER",
+                                          "Prints every file, dataset (dtype, shape) and training attribute of a checkpoint.");
+  if (cmd.help) return kExitOk;
+  ckpt::inspect_checkpoint(resolve(cmd.options["folder"].as<std::vector<std::string>>()[0]), std::cout);
+  return kExitOk;
+}
+
+int ckpt_verify_command(int argc, char** argv) {
+  const ParsedCommand cmd = parse_folders(argc, argv, 1, "vtb ckpt verify FOLDER",
+                                          "Reads every dataset (fletcher32 checksums) and checks the structure.");
+  if (cmd.help) return kExitOk;
+  const std::string folder = resolve(cmd.options["folder"].as<std::vector<std::string>>()[0]);
+  const auto problems = ckpt::verify_checkpoint(folder);
+  for (const auto& p : problems) std::cout << "FAIL " << p << "\n";
+  std::cout << folder << ": " << (problems.empty() ? "ok" : std::to_string(problems.size()) + " problem(s)") << "\n";
+  return problems.empty() ? kExitOk : kExitError;
+}
+
+int ckpt_diff_command(int argc, char** argv) {
+  const ParsedCommand cmd = parse_folders(argc, argv, 2, "vtb ckpt diff A B",
+                                          "Per-tensor max |A - B| over the model and optimizer tensors of two checkpoints.");
+  if (cmd.help) return kExitOk;
+  const auto folders = cmd.options["folder"].as<std::vector<std::string>>();
+  std::vector<std::string> only_a, only_b;
+  const auto diffs = ckpt::diff_checkpoints(resolve(folders[0]), resolve(folders[1]), only_a, only_b);
+  size_t differing = 0;
+  for (const auto& d : diffs) {
+    if (d.max_abs == 0) continue;
+    ++differing;
+    std::cout << fmt::format("{:<70} {}\n", d.name, d.max_abs < 0 ? std::string("shapes differ") : fmt::format("{:.3e}", d.max_abs));
+  }
+  for (const auto& n : only_a) std::cout << "only in A: " << n << "\n";
+  for (const auto& n : only_b) std::cout << "only in B: " << n << "\n";
+  std::cout << diffs.size() << " tensors compared, " << differing << " differ, " << only_a.size() + only_b.size()
+            << " in one only\n";
+  return differing == 0 && only_a.empty() && only_b.empty() ? kExitOk : kExitError;
+}
+
+}  // namespace vtb
