@@ -1,6 +1,7 @@
 #include "train/training_state.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -59,10 +60,6 @@ void write_training_state(const std::string& folder, int rank, int world, model:
 RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer) {
   ckpt::Hdf5Reader state(folder + "/state.h5");
   const int64_t saved_world = state.int_attribute("/train", "world_size");
-  if (saved_world != world)
-    throw std::runtime_error(folder + " was written by " + std::to_string(saved_world) + " ranks; this job has " +
-                             std::to_string(world) + ". Resuming with another world size is not supported yet: "
-                             "relaunch with " + std::to_string(saved_world) + " ranks.");
   const std::string saved_hash = state.string_attribute("/train", "llm_hash");
   if (saved_hash != frozen_llm_hash(lm))
     throw std::runtime_error(folder + ": the frozen LLM differs from the one this checkpoint was trained on (" +
@@ -98,12 +95,36 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
     s.exp_avg_sq = state.read(base + "/exp_avg_sq");
     s.step = state.read(base + "/step").item<int64_t>();
   }
-  ckpt::Hdf5Reader mine(rank_file(folder, rank));
   RunState run;
   run.step = state.int_attribute("/train", "step");
-  run.sampler = data::SamplerState::deserialize(mine.string_attribute("/train", "sampler_state"));
   at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(mine.read("/rng/cpu").to(torch::kByte));
+  if (saved_world == world) {  // the exact continuation
+    ckpt::Hdf5Reader mine(rank_file(folder, rank));
+    run.sampler = data::SamplerState::deserialize(mine.string_attribute("/train", "sampler_state"));
+    generator.set_state(mine.read("/rng/cpu").to(torch::kByte));
+    return run;
+  }
+  // Another world size: weights and optimizer are exact; rank shards of the old data order do not map onto
+  // the new ranks, so every source starts its next epoch (nothing of the old epochs is repeated twice in a
+  // row); dropout draws a new stream.
+  std::vector<data::SamplerState> old;
+  for (int64_t r = 0; r < saved_world; ++r)
+    old.push_back(data::SamplerState::deserialize(ckpt::Hdf5Reader(rank_file(folder, static_cast<int>(r)))
+                                                      .string_attribute("/train", "sampler_state")));
+  run.sampler.step = run.step;
+  run.sampler.sources.resize(old.front().sources.size());
+  for (size_t src = 0; src < run.sampler.sources.size(); ++src) {
+    for (const auto& o : old) {
+      run.sampler.sources[src].epoch = std::max(run.sampler.sources[src].epoch, o.sources.at(src).epoch + 1);
+      run.sampler.sources[src].consumed += o.sources.at(src).consumed;
+    }
+  }
+  generator.set_current_seed(static_cast<uint64_t>(run.step) * 1000003ULL + static_cast<uint64_t>(rank));
+  if (rank == 0)
+    spdlog::warn("{} was written by {} ranks, this job has {}: model and optimizer state are restored exactly; "
+                 "the data order is not (every source starts its next epoch with the new shards), and dropout "
+                 "draws a new random stream. The run is a valid continuation, not a bit-exact one.",
+                 folder, saved_world, world);
   return run;
 }
 

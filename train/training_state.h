@@ -29,8 +29,10 @@ std::string frozen_llm_hash(model::SpeechLM& lm);
 void write_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
                           const RunState& run, const std::string& config_text, const std::string& llm_label);
 
-// Restores model, optimizer, RNG and this rank's sampler state from a committed checkpoint. Throws with a
-// message when the world size, the frozen LLM or the parameter set differ.
+// Restores model, optimizer, RNG and this rank's sampler state from a committed checkpoint: exactly when the
+// world size is the same; with another world size the weights and optimizer are exact, every source starts
+// its next epoch on the new shards, and a warning says so. Throws with a message when the frozen LLM or
+// the parameter set differ.
 RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer);
 
 }  // namespace vtb::train

@@ -55,6 +55,13 @@ with h5py.File(f"{work}/straight/step_00000020/state.h5", "r") as a:
         print(f"{run}: 20 losses and {len(names)} tensors {'identical' if not bad else 'DIFFERENT'}")
 sys.exit(1 if bad else 0)
 PY
+# Another world size: 3 ranks continue a 2-rank run, and say what they could not keep exact.
+cp -r straight rescaled && rm -rf rescaled/step_00000020 && echo step_00000010 > rescaled/latest
+mpirun -np 3 --oversubscribe --bind-to none "$vtb" train --config "$src/configs/tiny.ini" --run.dir rescaled \
+  --train.max_steps=14 --ckpt.every_steps=0 --log.level=warn >rescaled.log 2>&1 || fail "3 ranks could not resume a 2-rank run"
+grep -q "was written by 2 ranks, this job has 3" rescaled.log || fail "the world-size change was not reported"
+[[ $(cat rescaled/latest) == step_00000014 ]] || fail "the rescaled run did not reach step 14"
+
 "$vtb" ckpt diff straight killed >diff.log || fail "vtb ckpt diff reports differences: $(tail -1 diff.log)"
 
 # Every checkpoint file is plain HDF5; one flipped byte fails `vtb ckpt verify`, naming the dataset.
