@@ -1,6 +1,8 @@
 // vtb ckpt inspect|verify|diff: read, checksum and compare checkpoints.
 #include <spdlog/fmt/fmt.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "ckpt/checkpoint_tools.h"
@@ -9,6 +11,9 @@
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/train_settings.h"
+#include "train/export.h"
+#include "train/training_state.h"
 
 namespace vtb {
 namespace po = boost::program_options;
@@ -78,6 +83,40 @@ int ckpt_diff_command(int argc, char** argv) {
   std::cout << diffs.size() << " tensors compared, " << differing << " differ, " << only_a.size() + only_b.size()
             << " in one only\n";
   return differing == 0 && only_a.empty() && only_b.empty() ? kExitOk : kExitError;
+}
+
+int ckpt_export_command(int argc, char** argv) {
+  po::options_description options("Options");
+  options.add_options()("out", po::value<std::string>(), "output folder")(
+      "merged", "also write the LLM with LoRA merged, in Hugging Face layout");
+  ParsedCommand cmd = parse_command(argc, argv, options);
+  if (cmd.help) {
+    std::cout << command_help("vtb ckpt export CHECKPOINT --out DIR [--merged] [--section.key=value ...]",
+                              "Writes the LoRA as a Hugging Face PEFT adapter (adapter/), the speech modules as "
+                              "speech.safetensors, and with --merged the LoRA-merged LLM (merged/). The model is "
+                              "rebuilt from the config stored in the checkpoint; keys given here override it (e.g. "
+                              "--model.llm when the base moved).",
+                              options);
+    return kExitOk;
+  }
+  // The checkpoint folder is the one argument that is neither an option nor a config key.
+  std::string folder;
+  for (int i = 1; i < argc; ++i)
+    if (argv[i][0] != '-' && (i == 1 || std::string(argv[i - 1]) != "--out")) folder = argv[i];
+  if (folder.empty() || !cmd.options.count("out")) throw ConfigError("usage: vtb ckpt export CHECKPOINT --out DIR");
+  folder = resolve(folder);
+  const std::string stored = (std::filesystem::temp_directory_path() / "vtb_export_config.ini").string();
+  std::ofstream(stored) << train::checkpoint_config(folder);
+  const Config config = Config::load(stored, cmd.overrides);
+  const train::TrainSettings settings = read_train_settings(config);
+  const data::Tokenizer tok = data::Tokenizer::load(settings.tokenizer, settings.audio_piece);
+  model::SpeechLM lm = train::build_speech_lm(settings, tok);
+  train::load_model_weights(folder, lm);
+  lm->eval();
+  const std::string out = cmd.options["out"].as<std::string>();
+  train::export_checkpoint(lm, out, settings.llm_dir, cmd.options.count("merged") > 0);
+  std::cout << "exported " << folder << " to " << out << "\n";
+  return kExitOk;
 }
 
 }  // namespace vtb

@@ -11,6 +11,7 @@ int train_command(int argc, char** argv);       // vtb train
 int ckpt_inspect_command(int argc, char** argv);  // vtb ckpt inspect
 int ckpt_verify_command(int argc, char** argv);   // vtb ckpt verify
 int ckpt_diff_command(int argc, char** argv);     // vtb ckpt diff
+int ckpt_export_command(int argc, char** argv);   // vtb ckpt export
 int model_summary_command(int argc, char** argv);  // vtb model summary
 int data_features_command(int argc, char** argv);  // vtb data features
 int data_synth_command(int argc, char** argv);     // vtb data synth

@@ -31,6 +31,8 @@ const Command kCommands[] = {
      vtb::ckpt_inspect_command},
     {"ckpt verify", "read every dataset (fletcher32) and check a checkpoint's structure", vtb::ckpt_verify_command},
     {"ckpt diff", "per-tensor max |A - B| of two checkpoints", vtb::ckpt_diff_command},
+    {"ckpt export", "LoRA as a PEFT adapter, speech modules as safetensors, optionally the merged LLM",
+     vtb::ckpt_export_command},
     {"model summary", "parameter counts per part of the configured speech LM, without building it",
      vtb::model_summary_command},
     {"data features", "log-mel features of an audio file as training computes them, as .npy",

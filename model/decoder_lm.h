@@ -40,6 +40,7 @@ class AttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& allowed,
                      at::Tensor* cache_k, at::Tensor* cache_v);
   void merge_lora(bool merge);  // adds (merge) or subtracts (unmerge) the LoRA update into the base weights
+  bool fused_covers(int projection) const { return fused_[projection]; }  // 0 q, 1 k, 2 v: rows of qkv_lora
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   LoraAdapter qkv_lora{nullptr}, q_lora{nullptr}, k_lora{nullptr}, v_lora{nullptr}, o_lora{nullptr};
@@ -56,6 +57,7 @@ class MlpImpl : public torch::nn::Module {
   MlpImpl(const DecoderConfig& c, const LoraConfig& lora);
   at::Tensor forward(const at::Tensor& x);
   void merge_lora(bool merge);
+  bool fused_covers(int projection) const { return fused_[projection]; }  // 0 gate, 1 up: rows of gate_up_lora
 
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
   LoraAdapter gate_up_lora{nullptr}, gate_lora{nullptr}, up_lora{nullptr}, down_lora{nullptr};

@@ -22,7 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-model::SpeechLM build_model(const TrainSettings& s, const data::Tokenizer& tok) {
+}  // namespace
+
+model::SpeechLM build_speech_lm(const TrainSettings& s, const data::Tokenizer& tok) {
   model::SpeechLMConfig c = s.model;
   c.audio_token_id = tok.special().audio;
   // Every rank seeds the same generator before building: identical stand-in LLM and initial weights.
@@ -36,6 +38,8 @@ model::SpeechLM build_model(const TrainSettings& s, const data::Tokenizer& tok) 
   lm->train();
   return lm;
 }
+
+namespace {
 
 std::vector<data::LoaderSource> read_sources(const TrainSettings& s) {
   if (s.sources.empty()) throw std::runtime_error("no data sources: give at least one data.source");
@@ -95,7 +99,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
   const bool root = comm.rank() == 0;
   install_stop_handlers();
   const data::Tokenizer tok = data::Tokenizer::load(s.tokenizer, s.audio_piece);
-  model::SpeechLM lm = build_model(s, tok);
+  model::SpeechLM lm = build_speech_lm(s, tok);
 
   dist::NamedTensors trainable;
   for (const auto& p : lm->named_parameters())

@@ -45,6 +45,9 @@ struct TrainSettings {
   dist::BucketOptions buckets;
 };
 
+// The speech LM of `settings`: the same on every rank (seeded), LLM base frozen, in training mode.
+model::SpeechLM build_speech_lm(const TrainSettings& settings, const data::Tokenizer& tokenizer);
+
 // Trains until max_steps (then commits a final checkpoint and returns kExitOk) or until SIGTERM/SIGUSR1
 // (every rank agrees at the next step boundary, a checkpoint is committed, returns kExitRequeue).
 // Resumes from the run folder's `latest` when there is one.

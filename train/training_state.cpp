@@ -57,14 +57,8 @@ void write_training_state(const std::string& folder, int rank, int world, model:
   out.close();
 }
 
-RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer) {
+void load_model_weights(const std::string& folder, model::SpeechLM& lm) {
   ckpt::Hdf5Reader state(folder + "/state.h5");
-  const int64_t saved_world = state.int_attribute("/train", "world_size");
-  const std::string saved_hash = state.string_attribute("/train", "llm_hash");
-  if (saved_hash != frozen_llm_hash(lm))
-    throw std::runtime_error(folder + ": the frozen LLM differs from the one this checkpoint was trained on (" +
-                             state.string_attribute("/train", "llm") + ", hash " + saved_hash +
-                             "). Point model.llm at the same weights (or keep the same train.seed for a stand-in).");
   torch::NoGradGuard no_grad;
   std::vector<std::string> missing;
   for (const auto& p : lm->named_parameters()) {
@@ -87,6 +81,21 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
     throw std::runtime_error(folder + ": the checkpoint lacks " + std::to_string(missing.size()) +
                              " tensor(s) this model has (was the config changed?):" + list);
   }
+}
+
+std::string checkpoint_config(const std::string& folder) {
+  return ckpt::Hdf5Reader(folder + "/state.h5").string_attribute("/train", "config");
+}
+
+RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer) {
+  ckpt::Hdf5Reader state(folder + "/state.h5");
+  const int64_t saved_world = state.int_attribute("/train", "world_size");
+  const std::string saved_hash = state.string_attribute("/train", "llm_hash");
+  if (saved_hash != frozen_llm_hash(lm))
+    throw std::runtime_error(folder + ": the frozen LLM differs from the one this checkpoint was trained on (" +
+                             state.string_attribute("/train", "llm") + ", hash " + saved_hash +
+                             "). Point model.llm at the same weights (or keep the same train.seed for a stand-in).");
+  load_model_weights(folder, lm);
   for (const auto& [name, p] : optimizer.params()) {
     const std::string base = "/optim/" + name;
     if (!state.exists(base + "/exp_avg")) continue;  // never updated (no gradient yet)

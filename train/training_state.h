@@ -29,6 +29,12 @@ std::string frozen_llm_hash(model::SpeechLM& lm);
 void write_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
                           const RunState& run, const std::string& config_text, const std::string& llm_label);
 
+// Loads the trainable parameters and buffers of `lm` from a checkpoint's state.h5 (for export, evaluation).
+void load_model_weights(const std::string& folder, model::SpeechLM& lm);
+
+// The resolved config text a checkpoint was trained with.
+std::string checkpoint_config(const std::string& folder);
+
 // Restores model, optimizer, RNG and this rank's sampler state from a committed checkpoint: exactly when the
 // world size is the same; with another world size the weights and optimizer are exact, every source starts
 // its next epoch on the new shards, and a warning says so. Throws with a message when the frozen LLM or

@@ -1,0 +1,77 @@
+#include "launch/train_settings.h"
+
+#include <sstream>
+
+#include "launch/model_settings.h"
+
+namespace vtb {
+
+namespace {
+
+std::vector<train::SourceSettings> read_sources(const Config& c) {
+  std::vector<train::SourceSettings> out;
+  for (const std::string& line : c.list("data.source")) {
+    std::istringstream in(line);
+    train::SourceSettings s;
+    std::string weight;
+    if (!(in >> s.name >> s.kind >> weight >> s.manifest))
+      throw ConfigError("data.source '" + line + "': expected NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...]");
+    try {
+      s.weight = std::stod(weight);
+    } catch (const std::exception&) {
+      throw ConfigError("data.source '" + line + "': weight '" + weight + "' is not a number");
+    }
+    std::getline(in >> std::ws, s.prompt);
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+train::TrainSettings read_train_settings(const Config& c) {
+  train::TrainSettings s;
+  s.run_dir = c.str("run.dir");
+  s.config_text = c.resolved_ini();
+  s.seed = c.integer("train.seed");
+  s.max_steps = c.integer("train.max_steps");
+  s.micro_batches = c.integer("train.micro_batches");
+  s.warmup_steps = c.integer("train.warmup_steps");
+  s.log_every = std::max<int64_t>(1, c.integer("train.log_every"));
+  s.ckpt_every = c.integer("ckpt.every_steps");
+  s.keep_last = c.integer("ckpt.keep_last");
+  s.max_bad_steps = c.integer("train.max_bad_steps");
+  s.lr = c.real("train.lr");
+  s.lr_min = c.real("train.lr_min");
+  s.clip = c.real("train.clip");
+  s.adamw = optim::AdamWOptions{c.real("train.beta1"), c.real("train.beta2"), 1e-8, c.real("train.weight_decay")};
+  s.model = read_model_settings(c);
+  s.llm_dir = c.str("model.llm");
+  s.tokenizer = c.str("data.tokenizer");
+  s.audio_piece = c.str("data.audio_piece");
+  s.sources = read_sources(c);
+  const std::string mix = c.str("data.mix");
+  if (mix != "per_batch" && mix != "per_sample") throw ConfigError("data.mix must be per_batch or per_sample");
+  s.mix = mix == "per_batch" ? data::MixMode::PerBatch : data::MixMode::PerSample;
+  s.limits = data::BatchLimits{c.real("data.max_seconds"), c.integer("data.max_tokens"), c.integer("data.max_examples"),
+                               c.integer("data.bucket_window")};
+  s.loader.features = read_feature_settings(c);
+  if (s.loader.features.n_mels != s.model.encoder.n_mels)
+    throw ConfigError("features.n_mels (" + std::to_string(s.loader.features.n_mels) + ") must equal encoder.n_mels (" +
+                      std::to_string(s.model.encoder.n_mels) + ")");
+  s.loader.workers = static_cast<int>(c.integer("data.workers"));
+  s.loader.queue_depth = 2 * std::max(1, s.loader.workers);
+  s.loader.seed = static_cast<uint64_t>(s.seed);
+  s.loader.training = true;
+  const std::string on_error = c.str("data.on_error");
+  if (on_error != "fail" && on_error != "skip") throw ConfigError("data.on_error must be fail or skip");
+  s.skip_bad_lines = s.loader.skip_bad_audio = on_error == "skip";
+  s.min_duration = c.real("data.min_duration");
+  s.max_duration = c.real("data.max_duration");
+  s.buckets = dist::BucketOptions{static_cast<size_t>(c.real("dist.first_bucket_mib") * (1 << 20)),
+                                  static_cast<size_t>(c.real("dist.bucket_mib") * (1 << 20))};
+  return s;
+}
+
+
+}  // namespace vtb
