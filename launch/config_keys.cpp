@@ -16,6 +16,8 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("run.device", po::value<std::string>()->default_value("cpu"), "cpu (MPI collectives) or cuda (NCCL collectives)")
       ("run.threads", po::value<int64_t>()->default_value(0),
        "intra-op threads per rank; 0 = the CPUs this rank may use / ranks sharing them")
+      ("run.peak_tflops", po::value<double>()->default_value(0),
+       "peak TFLOP/s of one rank's device, for MFU in metrics.jsonl (H100 bf16 dense: 989); 0 = no MFU")
       // [log]
       ("log.level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error")
       ("log.all_ranks", po::value<bool>()->default_value(false), "info lines from every rank, not only rank 0")
@@ -48,6 +50,7 @@ void declare_config_keys(boost::program_options::options_description& options) {
       // [ckpt]
       ("ckpt.every_steps", po::value<int64_t>()->default_value(1000), "checkpoint every N steps (0 = only at the end)")
       ("ckpt.keep_last", po::value<int64_t>()->default_value(3), "committed checkpoints kept")
+      ("ckpt.every_minutes", po::value<double>()->default_value(0), "also checkpoint when this many minutes passed (0 = off)")
       // [data]
       ("data.on_error", po::value<std::string>()->default_value("fail"),
        "a bad manifest line or unreadable audio: fail (error naming file:line) or skip (log and count)")

@@ -39,6 +39,8 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.warmup_steps = c.integer("train.warmup_steps");
   s.log_every = std::max<int64_t>(1, c.integer("train.log_every"));
   s.ckpt_every = c.integer("ckpt.every_steps");
+  s.ckpt_every_minutes = c.real("ckpt.every_minutes");
+  s.peak_tflops = c.real("run.peak_tflops");
   s.keep_last = c.integer("ckpt.keep_last");
   s.max_bad_steps = c.integer("train.max_bad_steps");
   s.lr = c.real("train.lr");

@@ -113,6 +113,7 @@ LossOutput SpeechLMImpl::loss(const SpeechBatch& batch) {
   at::Tensor where = in.targets.ne(-100);
   LossOutput out;
   out.tokens = where.sum().item<int64_t>();
+  out.positions = in.lengths.sum().item<int64_t>();
   if (out.tokens == 0) {
     out.loss = hidden.sum() * 0.0;  // keeps the graph (and every rank's collectives) alive
     return out;

@@ -40,7 +40,8 @@ struct SplicedInput {
 
 struct LossOutput {
   at::Tensor loss;     // mean cross-entropy over answer tokens (0 when there are none)
-  int64_t tokens = 0;  // answer tokens counted
+  int64_t tokens = 0;     // answer tokens counted
+  int64_t positions = 0;  // LLM sequence positions processed (text tokens + audio frames, no padding)
 };
 
 class SpeechLMImpl : public torch::nn::Module {

@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <csignal>
 #include <cstdlib>
 #include <cmath>
@@ -74,6 +77,35 @@ struct Faults {
         term_at(read("VTB_FAULT_TERM_AT_STEP")) {}
 };
 
+// Model FLOPs of one step (the MFU numerator), the usual 2·N per position forward and 4·N backward:
+// trainable LLM-side weights (LoRA) 6·N, frozen LLM weights 4·N (forward, and backward for activations
+// only), encoder/adapter/projection 6·N per encoder frame. Attention's T² terms are left out.
+struct FlopModel {
+  double frozen = 0, lora = 0, speech = 0;
+  explicit FlopModel(model::SpeechLM& lm) {
+    for (const auto& p : lm->named_parameters()) {
+      const bool llm = p.key().rfind("llm.", 0) == 0;
+      (llm ? (p.value().requires_grad() ? lora : frozen) : speech) += static_cast<double>(p.value().numel());
+    }
+  }
+  double step(double positions, double frames) const { return (4 * frozen + 6 * lora) * positions + 6 * speech * frames; }
+};
+
+double resident_gib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 30);
+}
+
+std::string duration_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60));
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
 model::SpeechBatch to_model_batch(const data::Batch& b) {
   return model::SpeechBatch{b.ids, b.lengths, b.loss_mask, b.features, b.feature_lengths};
 }
@@ -139,6 +171,10 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     spdlog::info("checkpoint {} committed", dir);
   };
 
+  const FlopModel flops(lm);
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  const bool tty = root && isatty(STDERR_FILENO);
+  double step_time_ema = 0;
   int64_t bad_in_a_row = 0;
   while (run.step < s.max_steps) {
     const auto started = std::chrono::steady_clock::now();
@@ -149,7 +185,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
 
     // Draw a batch from the mix → forward → loss on answers → backward with overlapped allreduce.
     bucketer.zero_grad();
-    double loss_sum = 0, tokens = 0, audio_seconds = 0;
+    double loss_sum = 0, tokens = 0, audio_seconds = 0, positions = 0, frames = 0;
     size_t source = 0;
     for (int64_t m = 0; m < s.micro_batches; ++m) {
       bucketer.prepare(/*sync=*/m == s.micro_batches - 1);
@@ -160,6 +196,8 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
       loss_sum += out.loss.item<double>() * static_cast<double>(out.tokens);
       tokens += static_cast<double>(out.tokens);
       audio_seconds += batch.audio_seconds;
+      positions += static_cast<double>(out.positions);
+      if (batch.feature_lengths.defined()) frames += batch.feature_lengths.sum().item<double>() / s.model.encoder.subsampling_factor;
     }
     bucketer.finish();
 
@@ -178,29 +216,51 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     run.step = step;
 
     // Token-weighted loss over the job.
-    at::Tensor totals = torch::tensor({loss_sum, tokens, audio_seconds}, torch::kDouble).to(comm.device());
+    at::Tensor totals = torch::tensor({loss_sum, tokens, audio_seconds, positions, frames}, torch::kDouble).to(comm.device());
     comm.allreduce(totals, dist::ReduceOp::Sum);
     totals = totals.cpu();
     const double loss = totals[1].item<double>() > 0 ? totals[0].item<double>() / totals[1].item<double>() : 0.0;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    step_time_ema = step_time_ema == 0 ? seconds : 0.9 * step_time_ema + 0.1 * seconds;
+    const double model_flops = flops.step(totals[3].item<double>(), totals[4].item<double>());
     if (root) {
       nlohmann::json line{{"step", step}, {"loss", loss}, {"source", source_names[source]}, {"lr", lr},
                           {"grad_norm", norm}, {"tokens", totals[1].item<double>()},
                           {"audio_s", totals[2].item<double>()}, {"step_s", seconds},
-                          {"tokens_per_s", totals[1].item<double>() / seconds}, {"skipped", !finite}};
+                          {"tokens_per_s", totals[1].item<double>() / seconds},
+                          {"positions_per_s", totals[3].item<double>() / seconds},
+                          {"model_tflops", model_flops / seconds / 1e12}, {"mem_gib", resident_gib()},
+                          {"skipped", !finite}};
+      if (s.peak_tflops > 0) line["mfu"] = model_flops / seconds / 1e12 / (s.peak_tflops * comm.size());
       line["loss_" + source_names[source]] = loss;
       metrics << line.dump() << "\n";
       metrics.flush();
-      if (step % s.log_every == 0 || step == s.max_steps)
-        spdlog::info("step {}/{} loss {:.4f} ({}) lr {:.2e} grad_norm {:.3f} {:.2f} s/step", step, s.max_steps, loss,
-                     source_names[source], lr, norm, seconds);
+      const std::string eta = duration_text(step_time_ema * static_cast<double>(s.max_steps - step));
+      if (tty) {  // one line, rewritten in place
+        std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f (%s)  lr %.2e  %.2f s/step  ETA %s   ",
+                     static_cast<long long>(step), static_cast<long long>(s.max_steps), loss, source_names[source].c_str(),
+                     lr, seconds, eta.c_str());
+        if (step == s.max_steps) std::fprintf(stderr, "\n");
+      } else if (step % s.log_every == 0 || step == s.max_steps) {
+        spdlog::info("step {}/{} loss {:.4f} ({}) lr {:.2e} grad_norm {:.3f} {:.2f} s/step, ETA {}", step, s.max_steps,
+                     loss, source_names[source], lr, norm, seconds, eta);
+      }
     }
 
     // → maybe checkpoint: on schedule, at the end, or when a signal asked every rank to stop.
-    at::Tensor stop = torch::full({1}, stop_requested() ? int64_t{1} : int64_t{0}, torch::kLong).to(comm.device());
-    comm.allreduce(stop, dist::ReduceOp::Sum);
-    const bool stopping = stop.cpu().item<int64_t>() > 0;
-    if (stopping || step == s.max_steps || (s.ckpt_every > 0 && step % s.ckpt_every == 0)) checkpoint();
+    // One small allreduce carries both agreements: any rank's stop signal, and rank 0's clock for
+    // ckpt.every_minutes (clocks differ across nodes, so one rank decides).
+    const bool minutes_due = root && s.ckpt_every_minutes > 0 &&
+                             std::chrono::steady_clock::now() - last_checkpoint >= std::chrono::duration<double>(60 * s.ckpt_every_minutes);
+    at::Tensor flags = torch::tensor({stop_requested() ? int64_t{1} : int64_t{0}, minutes_due ? int64_t{1} : int64_t{0}},
+                                     torch::kLong).to(comm.device());
+    comm.allreduce(flags, dist::ReduceOp::Sum);
+    flags = flags.cpu();
+    const bool stopping = flags[0].item<int64_t>() > 0;
+    if (stopping || step == s.max_steps || (s.ckpt_every > 0 && step % s.ckpt_every == 0) || flags[1].item<int64_t>() > 0) {
+      checkpoint();
+      last_checkpoint = std::chrono::steady_clock::now();
+    }
     if (step == faults.kill_after) raise(SIGKILL);
     if (stopping) {
       spdlog::warn("stop signal received: checkpoint at step {} committed; exiting with {} (requeue me)", step, kExitRequeue);

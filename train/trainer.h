@@ -29,6 +29,8 @@ struct TrainSettings {
   int64_t warmup_steps = 2500;
   int64_t log_every = 10;
   int64_t ckpt_every = 1000;
+  double ckpt_every_minutes = 0;  // 0 = off
+  double peak_tflops = 0;         // per rank, for MFU in metrics.jsonl; 0 = not reported
   int64_t keep_last = 3;
   int64_t max_bad_steps = 10;
   double lr = 1e-4, lr_min = 1e-6, clip = 1.0;
