@@ -65,8 +65,9 @@ std::vector<data::LoaderSource> read_sources(const TrainSettings& s) {
 //   VTB_FAULT_KILL_AFTER_STEP=N      every rank SIGKILLs itself after step N (a crash between checkpoints)
 //   VTB_FAULT_KILL_IN_CHECKPOINT=N   every rank SIGKILLs itself while writing checkpoint N (before commit)
 //   VTB_FAULT_TERM_AT_STEP=N         the last rank receives SIGTERM during step N (as from Slurm)
+//   VTB_FAULT_NAN_FROM_STEP=N        rank 0's loss is NaN from step N on (steps skipped, then the run stops)
 struct Faults {
-  int64_t kill_after = -1, kill_in_checkpoint = -1, term_at = -1;
+  int64_t kill_after = -1, kill_in_checkpoint = -1, term_at = -1, nan_from = -1;
   static int64_t read(const char* name) {
     const char* v = std::getenv(name);
     return v != nullptr ? std::atoll(v) : -1;
@@ -74,7 +75,8 @@ struct Faults {
   Faults()
       : kill_after(read("VTB_FAULT_KILL_AFTER_STEP")),
         kill_in_checkpoint(read("VTB_FAULT_KILL_IN_CHECKPOINT")),
-        term_at(read("VTB_FAULT_TERM_AT_STEP")) {}
+        term_at(read("VTB_FAULT_TERM_AT_STEP")),
+        nan_from(read("VTB_FAULT_NAN_FROM_STEP")) {}
 };
 
 // Model FLOPs of one step (the MFU numerator), the usual 2·N per position forward and 4·N backward:
@@ -191,7 +193,8 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
       bucketer.prepare(/*sync=*/m == s.micro_batches - 1);
       const data::Batch batch = loader.next();
       source = batch.sources.front();
-      const model::LossOutput out = lm->loss(to_model_batch(batch));
+      model::LossOutput out = lm->loss(to_model_batch(batch));
+      if (faults.nan_from > 0 && step >= faults.nan_from && comm.rank() == 0) out.loss = out.loss * std::nan("");
       (out.loss / static_cast<double>(s.micro_batches)).backward();
       loss_sum += out.loss.item<double>() * static_cast<double>(out.tokens);
       tokens += static_cast<double>(out.tokens);
