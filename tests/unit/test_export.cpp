@@ -7,29 +7,13 @@
 #include <filesystem>
 
 #include "model/safetensors.h"
+#include "tests/unit/tiny_speech_lm.h"
 #include "train/export.h"
 
 namespace vtb::train {
 namespace {
 
-model::SpeechLMConfig tiny() {
-  model::SpeechLMConfig c;
-  c.encoder.n_mels = 20;
-  c.encoder.subsampling_channels = 8;
-  c.encoder.conformer = model::ConformerShape{32, 1, 4, 64, 5, 0.1, true};
-  c.adapter = model::AdapterConfig{32, 24, model::ConformerShape{32, 1, 4, 64, 5, 0.1, true}};
-  c.llm.vocab = 40;
-  c.llm.hidden = 24;
-  c.llm.intermediate = 48;
-  c.llm.layers = 2;
-  c.llm.heads = 2;
-  c.llm.kv_heads = 1;
-  c.llm.head_dim = 12;
-  c.lora.rank = 4;
-  c.lora.alpha = 8;
-  c.audio_token_id = 7;
-  return c;
-}
+model::SpeechLMConfig tiny() { return vtb::testing::tiny_speech_lm_config(); }
 
 TEST(Export, MergedLlmAndPeftAdapterReproduceTheTrainedModel) {
   for (const std::string layout : {"fused", "separate"}) {

@@ -8,17 +8,12 @@
 
 #include "model/conformer.h"
 #include "model/speech_lm.h"
+#include "tests/unit/tiny_speech_lm.h"
 
 namespace vtb::model {
 namespace {
 
-EncoderConfig tiny_encoder() {
-  EncoderConfig c;
-  c.n_mels = 20;
-  c.subsampling_channels = 8;
-  c.conformer = ConformerShape{32, 2, 4, 64, 5, 0.1, true};
-  return c;
-}
+EncoderConfig tiny_encoder() { return vtb::testing::tiny_encoder_config(); }
 
 int64_t count(torch::nn::Module& m) {
   int64_t n = 0;
@@ -128,22 +123,7 @@ TEST(RelPositionAttention, ShiftEqualsDirectRelativeIndexing) {
   EXPECT_LE(max_diff(got, expected), 1e-5);
 }
 
-SpeechLMConfig tiny_speech_lm() {
-  SpeechLMConfig c;
-  c.encoder = tiny_encoder();
-  c.adapter = AdapterConfig{32, 24, ConformerShape{32, 1, 4, 64, 5, 0.0, true}};
-  c.llm.family = "gemma";
-  c.llm.vocab = 40;
-  c.llm.hidden = 24;
-  c.llm.intermediate = 48;
-  c.llm.layers = 2;
-  c.llm.heads = 2;
-  c.llm.kv_heads = 1;
-  c.llm.head_dim = 12;
-  c.lora.rank = 4;
-  c.audio_token_id = 7;
-  return c;
-}
+SpeechLMConfig tiny_speech_lm() { return vtb::testing::tiny_speech_lm_config(); }
 
 TEST(SpeechLM, PlaceholdersAreReplacedInPlaceAndTargetsAreAnswersOnly) {
   torch::manual_seed(3);
