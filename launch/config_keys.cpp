@@ -50,6 +50,8 @@ void declare_config_keys(boost::program_options::options_description& options) {
       // [ckpt]
       ("ckpt.every_steps", po::value<int64_t>()->default_value(1000), "checkpoint every N steps (0 = only at the end)")
       ("ckpt.keep_last", po::value<int64_t>()->default_value(3), "committed checkpoints kept")
+      ("ckpt.async", po::value<bool>()->default_value(false),
+       "write checkpoints in a background thread (one in flight) while training continues")
       ("ckpt.every_minutes", po::value<double>()->default_value(0), "also checkpoint when this many minutes passed (0 = off)")
       // [data]
       ("data.on_error", po::value<std::string>()->default_value("fail"),

@@ -24,7 +24,13 @@ int train_command(int argc, char** argv) {
     return kExitOk;
   }
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
-  return train::run_training(*s.comm, read_train_settings(s.config));
+  train::TrainSettings settings = read_train_settings(s.config);
+  std::unique_ptr<dist::Communicator> checkpoint_comm;
+  if (s.config.flag("ckpt.async")) {  // collective: every rank creates it
+    checkpoint_comm = dist::make_communicator(s.config.str("run.device"), {s.config.real("dist.timeout_s")});
+    settings.checkpoint_comm = checkpoint_comm.get();
+  }
+  return train::run_training(*s.comm, settings);
 }
 
 }  // namespace vtb

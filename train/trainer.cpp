@@ -9,6 +9,9 @@
 #include <cstdio>
 #include <csignal>
 #include <cstdlib>
+#include <memory>
+#include <thread>
+#include <utility>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +20,7 @@
 #include "ckpt/commit.h"
 #include "data/manifest.h"
 #include "dist/exit_codes.h"
+#include "model/torch_compat.h"
 #include "train/stop_signal.h"
 #include "train/training_state.h"
 
@@ -108,8 +112,9 @@ std::string duration_text(double seconds) {
   return buf;
 }
 
-model::SpeechBatch to_model_batch(const data::Batch& b) {
-  return model::SpeechBatch{b.ids, b.lengths, b.loss_mask, b.features, b.feature_lengths};
+model::SpeechBatch to_model_batch(const data::Batch& b, const c10::Device& device) {
+  auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device, /*non_blocking=*/true) : t; };
+  return model::SpeechBatch{to(b.ids), to(b.lengths), to(b.loss_mask), to(b.features), to(b.feature_lengths)};
 }
 
 // Keeps metrics.jsonl lines of steps ≤ `step`: a killed run may have logged steps it did not commit.
@@ -134,6 +139,8 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
   install_stop_handlers();
   const data::Tokenizer tok = data::Tokenizer::load(s.tokenizer, s.audio_piece);
   model::SpeechLM lm = build_speech_lm(s, tok);
+  const c10::Device device = comm.device();  // cuda:<local rank> with NCCL, cpu with MPI
+  lm->to(device);
 
   dist::NamedTensors trainable;
   for (const auto& p : lm->named_parameters())
@@ -164,13 +171,44 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
   if (root) metrics.open(metrics_path, std::ios::app);
   const Faults faults;
   const std::string llm_label = s.llm_dir.empty() ? "stand-in from train.seed " + std::to_string(s.seed) : s.llm_dir;
-  auto checkpoint = [&] {
+  const std::string llm_hash = frozen_llm_hash(lm);  // the frozen weights never change: hash them once
+  // Note [Background checkpoints]: the snapshot (CPU copies) is taken synchronously at the step boundary;
+  // with a checkpoint communicator, writing and committing run in a thread while training goes on. One
+  // save is in flight at a time; a failure surfaces at the next checkpoint or at the end of the run.
+  std::thread saver;
+  std::exception_ptr save_error;
+  struct JoinOnExit {  // an error leaving the loop must not destroy a running thread
+    std::thread& t;
+    ~JoinOnExit() {
+      if (t.joinable()) t.join();
+    }
+  } join_on_exit{saver};
+  auto wait_for_save = [&] {
+    if (saver.joinable()) saver.join();
+    if (save_error) std::rethrow_exception(std::exchange(save_error, nullptr));
+  };
+  auto checkpoint = [&](bool wait) {
+    wait_for_save();
     run.sampler = loader.state();
-    const std::string dir = ckpt::commit_checkpoint(comm, s.run_dir, run.step, static_cast<int>(s.keep_last), [&](const std::string& f) {
-      write_training_state(f, comm.rank(), comm.size(), lm, optimizer, run, s.config_text, llm_label);
-      if (run.step == faults.kill_in_checkpoint) raise(SIGKILL);
+    auto snap = std::make_shared<TrainingSnapshot>(snapshot_training_state(comm.rank(), comm.size(), lm, optimizer, run,
+                                                                           s.config_text, llm_label, llm_hash));
+    dist::Communicator& coordination = s.checkpoint_comm ? *s.checkpoint_comm : comm;
+    auto save = [&, snap] {
+      const std::string dir = ckpt::commit_checkpoint(coordination, s.run_dir, snap->run.step, static_cast<int>(s.keep_last),
+                                                      [&](const std::string& f) {
+                                                        write_training_state(f, *snap);
+                                                        if (snap->run.step == faults.kill_in_checkpoint) raise(SIGKILL);
+                                                      });
+      spdlog::info("checkpoint {} committed", dir);
+    };
+    if (s.checkpoint_comm == nullptr || wait) return save();
+    saver = std::thread([save, &save_error] {
+      try {
+        save();
+      } catch (...) {
+        save_error = std::current_exception();
+      }
     });
-    spdlog::info("checkpoint {} committed", dir);
   };
 
   const FlopModel flops(lm);
@@ -193,7 +231,11 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
       bucketer.prepare(/*sync=*/m == s.micro_batches - 1);
       const data::Batch batch = loader.next();
       source = batch.sources.front();
-      model::LossOutput out = lm->loss(to_model_batch(batch));
+      model::LossOutput out;
+      {
+        compat::CudaBf16Autocast autocast(device.is_cuda());  // bf16 on GPUs, float32 on CPU
+        out = lm->loss(to_model_batch(batch, device));
+      }
       if (faults.nan_from > 0 && step >= faults.nan_from && comm.rank() == 0) out.loss = out.loss * std::nan("");
       (out.loss / static_cast<double>(s.micro_batches)).backward();
       loss_sum += out.loss.item<double>() * static_cast<double>(out.tokens);
@@ -261,15 +303,19 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     flags = flags.cpu();
     const bool stopping = flags[0].item<int64_t>() > 0;
     if (stopping || step == s.max_steps || (s.ckpt_every > 0 && step % s.ckpt_every == 0) || flags[1].item<int64_t>() > 0) {
-      checkpoint();
+      checkpoint(/*wait=*/stopping || step == s.max_steps);
       last_checkpoint = std::chrono::steady_clock::now();
     }
-    if (step == faults.kill_after) raise(SIGKILL);
+    if (step == faults.kill_after) {
+      if (saver.joinable()) saver.join();  // the crash comes after checkpoints already under way commit
+      raise(SIGKILL);
+    }
     if (stopping) {
       spdlog::warn("stop signal received: checkpoint at step {} committed; exiting with {} (requeue me)", step, kExitRequeue);
       return kExitRequeue;
     }
   }
+  wait_for_save();
   return kExitOk;
 }
 

@@ -30,6 +30,9 @@ struct TrainSettings {
   int64_t log_every = 10;
   int64_t ckpt_every = 1000;
   double ckpt_every_minutes = 0;  // 0 = off
+  // Write checkpoints in a background thread (one in flight) through this second communicator, so
+  // their collectives never interleave with training's; null = write synchronously.
+  dist::Communicator* checkpoint_comm = nullptr;
   double peak_tflops = 0;         // per rank, for MFU in metrics.jsonl; 0 = not reported
   int64_t keep_last = 3;
   int64_t max_bad_steps = 10;

@@ -29,31 +29,47 @@ std::string frozen_llm_hash(model::SpeechLM& lm) {
   return buf;
 }
 
-void write_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
-                          const RunState& run, const std::string& config_text, const std::string& llm_label) {
-  if (rank == 0) {
+TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
+                                         const RunState& run, const std::string& config_text,
+                                         const std::string& llm_label, const std::string& llm_hash) {
+  TrainingSnapshot snap;
+  snap.rank = rank;
+  snap.world = world;
+  snap.run = run;
+  auto copy = [](const at::Tensor& t) { return t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true); };
+  for (const auto& p : lm->named_parameters())
+    if (p.value().requires_grad()) snap.model.emplace_back(p.key(), copy(p.value()));
+  for (const auto& b : lm->named_buffers()) snap.model.emplace_back(b.key(), copy(b.value()));
+  for (auto& [name, st] : optimizer.state()) snap.optim.push_back({name, copy(st.exp_avg), copy(st.exp_avg_sq), st.step});
+  snap.rng = at::detail::getDefaultCPUGenerator().get_state().to(torch::kLong);
+  snap.config_text = config_text;
+  snap.llm_label = llm_label;
+  snap.llm_hash = llm_hash;
+  return snap;
+}
+
+void write_training_state(const std::string& folder, const TrainingSnapshot& snap) {
+  if (snap.rank == 0) {
     ckpt::Hdf5Writer out(folder + "/state.h5");
-    for (const auto& p : lm->named_parameters())
-      if (p.value().requires_grad()) out.write("/model/" + p.key(), p.value());
-    for (const auto& b : lm->named_buffers()) out.write("/model/" + b.key(), b.value());
-    for (auto& [name, s] : optimizer.state()) {
-      out.write("/optim/" + name + "/exp_avg", s.exp_avg);
-      out.write("/optim/" + name + "/exp_avg_sq", s.exp_avg_sq);
-      out.write("/optim/" + name + "/step", torch::scalar_tensor(s.step, torch::kLong));
+    for (const auto& [name, t] : snap.model) out.write("/model/" + name, t);
+    for (const auto& m : snap.optim) {
+      out.write("/optim/" + m.name + "/exp_avg", m.exp_avg);
+      out.write("/optim/" + m.name + "/exp_avg_sq", m.exp_avg_sq);
+      out.write("/optim/" + m.name + "/step", torch::scalar_tensor(m.step, torch::kLong));
     }
     out.attribute("/", "format_version", kCheckpointFormat);
-    out.attribute("/train", "step", run.step);
-    out.attribute("/train", "world_size", static_cast<int64_t>(world));
-    out.attribute("/train", "config", config_text);
-    out.attribute("/train", "llm", llm_label);
-    out.attribute("/train", "llm_hash", frozen_llm_hash(lm));
+    out.attribute("/train", "step", snap.run.step);
+    out.attribute("/train", "world_size", static_cast<int64_t>(snap.world));
+    out.attribute("/train", "config", snap.config_text);
+    out.attribute("/train", "llm", snap.llm_label);
+    out.attribute("/train", "llm_hash", snap.llm_hash);
     out.attribute("/train", "libtorch", std::string(TORCH_VERSION));
     out.close();
   }
-  ckpt::Hdf5Writer out(rank_file(folder, rank));
-  out.attribute("/train", "sampler_state", run.sampler.serialize());
-  out.attribute("/train", "step", run.step);
-  out.write("/rng/cpu", at::detail::getDefaultCPUGenerator().get_state().to(torch::kLong));
+  ckpt::Hdf5Writer out(rank_file(folder, snap.rank));
+  out.attribute("/train", "sampler_state", snap.run.sampler.serialize());
+  out.attribute("/train", "step", snap.run.step);
+  out.write("/rng/cpu", snap.rng);
   out.close();
 }
 
@@ -100,8 +116,8 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
     const std::string base = "/optim/" + name;
     if (!state.exists(base + "/exp_avg")) continue;  // never updated (no gradient yet)
     optim::ParamState& s = optimizer.state()[name];
-    s.exp_avg = state.read(base + "/exp_avg");
-    s.exp_avg_sq = state.read(base + "/exp_avg_sq");
+    s.exp_avg = state.read(base + "/exp_avg").to(p.device());
+    s.exp_avg_sq = state.read(base + "/exp_avg_sq").to(p.device());
     s.step = state.read(base + "/step").item<int64_t>();
   }
   RunState run;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "data/mixing_sampler.h"
 #include "dist/communicator.h"
@@ -25,9 +27,28 @@ struct RunState {
 // FNV-1a over the bytes of every frozen (requires_grad = false) LLM parameter, as 16 hex digits.
 std::string frozen_llm_hash(model::SpeechLM& lm);
 
+// Everything a checkpoint writes, copied to CPU memory: taking it is quick and synchronous, writing it
+// can then happen in the background while training changes the live tensors.
+struct TrainingSnapshot {
+  int rank = 0, world = 1;
+  RunState run;
+  std::vector<std::pair<std::string, at::Tensor>> model;  // trainable parameters and buffers
+  struct Moments {
+    std::string name;
+    at::Tensor exp_avg, exp_avg_sq;
+    int64_t step = 0;
+  };
+  std::vector<Moments> optim;
+  at::Tensor rng;
+  std::string config_text, llm_label, llm_hash;
+};
+
+TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
+                                         const RunState& run, const std::string& config_text,
+                                         const std::string& llm_label, const std::string& llm_hash);
+
 // Writes this rank's files of the checkpoint into `folder` (called inside commit_checkpoint).
-void write_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
-                          const RunState& run, const std::string& config_text, const std::string& llm_label);
+void write_training_state(const std::string& folder, const TrainingSnapshot& snapshot);
 
 // Loads the trainable parameters and buffers of `lm` from a checkpoint's state.h5 (for export, evaluation).
 void load_model_weights(const std::string& folder, model::SpeechLM& lm);

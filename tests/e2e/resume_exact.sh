@@ -20,6 +20,10 @@ train() {  # run_dir, then extra arguments
 fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "---- $f"; tail -20 "$f"; done; exit 1; }
 
 train straight || fail "the straight run failed"
+# Checkpoints written in the background (ckpt.async) hold exactly what synchronous ones hold.
+train async --ckpt.async=true || fail "the run with background checkpoints failed"
+"$vtb" ckpt diff straight async >async.log || fail "background checkpoints differ: $(tail -1 async.log)"
+"$vtb" ckpt diff straight/step_00000010 async/step_00000010 >>async.log || fail "background checkpoint 10 differs"
 
 VTB_FAULT_KILL_AFTER_STEP=13 train killed; [[ $? -ne 0 ]] || fail "(a) the killed run exited 0"
 [[ $(cat killed/latest) == step_00000010 ]] || fail "(a) latest is $(cat killed/latest), expected step_00000010"
@@ -45,7 +49,7 @@ bad = 0
 with h5py.File(f"{work}/straight/step_00000020/state.h5", "r") as a:
     names = []
     a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
-    for run in ["killed", "torn", "termed"]:
+    for run in ["async", "killed", "torn", "termed"]:
         got = losses(run)
         if got != ref:
             print(f"{run}: per-step losses differ:", [(x, y) for x, y in zip(ref, got) if x != y][:3]); bad += 1
