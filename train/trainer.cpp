@@ -226,11 +226,12 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     // Draw a batch from the mix → forward → loss on answers → backward with overlapped allreduce.
     bucketer.zero_grad();
     double loss_sum = 0, tokens = 0, audio_seconds = 0, positions = 0, frames = 0;
-    size_t source = 0;
+    // Per source: (loss × tokens, tokens). Micro-batches of one step may come from different sources.
+    at::Tensor by_source = torch::zeros({static_cast<int64_t>(source_names.size()), 2}, torch::kDouble);
     for (int64_t m = 0; m < s.micro_batches; ++m) {
       bucketer.prepare(/*sync=*/m == s.micro_batches - 1);
       const data::Batch batch = loader.next();
-      source = batch.sources.front();
+      const size_t source = batch.sources.front();
       model::LossOutput out;
       {
         compat::CudaBf16Autocast autocast(device.is_cuda());  // bf16 on GPUs, float32 on CPU
@@ -238,8 +239,11 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
       }
       if (faults.nan_from > 0 && step >= faults.nan_from && comm.rank() == 0) out.loss = out.loss * std::nan("");
       (out.loss / static_cast<double>(s.micro_batches)).backward();
-      loss_sum += out.loss.item<double>() * static_cast<double>(out.tokens);
+      const double batch_loss = out.loss.item<double>() * static_cast<double>(out.tokens);
+      loss_sum += batch_loss;
       tokens += static_cast<double>(out.tokens);
+      by_source[static_cast<int64_t>(source)][0] += batch_loss;
+      by_source[static_cast<int64_t>(source)][1] += static_cast<double>(out.tokens);
       audio_seconds += batch.audio_seconds;
       positions += static_cast<double>(out.positions);
       if (batch.feature_lengths.defined()) frames += batch.feature_lengths.sum().item<double>() / s.model.encoder.subsampling_factor;
@@ -261,34 +265,45 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     run.step = step;
 
     // Token-weighted loss over the job.
-    at::Tensor totals = torch::tensor({loss_sum, tokens, audio_seconds, positions, frames}, torch::kDouble).to(comm.device());
+    at::Tensor totals = torch::cat({torch::tensor({loss_sum, tokens, audio_seconds, positions, frames}, torch::kDouble),
+                                    by_source.view({-1})})
+                            .to(comm.device());
     comm.allreduce(totals, dist::ReduceOp::Sum);
     totals = totals.cpu();
+    by_source = totals.slice(0, 5).view({-1, 2});
+    std::string sources_in_step;
+    for (size_t k = 0; k < source_names.size(); ++k)
+      if (by_source[static_cast<int64_t>(k)][1].item<double>() > 0 || by_source[static_cast<int64_t>(k)][0].item<double>() != 0)
+        sources_in_step += (sources_in_step.empty() ? "" : "+") + source_names[k];
     const double loss = totals[1].item<double>() > 0 ? totals[0].item<double>() / totals[1].item<double>() : 0.0;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     step_time_ema = step_time_ema == 0 ? seconds : 0.9 * step_time_ema + 0.1 * seconds;
     const double model_flops = flops.step(totals[3].item<double>(), totals[4].item<double>());
     if (root) {
-      nlohmann::json line{{"step", step}, {"loss", loss}, {"source", source_names[source]}, {"lr", lr},
+      nlohmann::json line{{"step", step}, {"loss", loss}, {"source", sources_in_step}, {"lr", lr},
                           {"grad_norm", norm}, {"tokens", totals[1].item<double>()},
                           {"audio_s", totals[2].item<double>()}, {"step_s", seconds},
                           {"tokens_per_s", totals[1].item<double>() / seconds},
+                          {"audio_s_per_s", totals[2].item<double>() / seconds},
                           {"positions_per_s", totals[3].item<double>() / seconds},
                           {"model_tflops", model_flops / seconds / 1e12}, {"mem_gib", resident_gib()},
                           {"skipped", !finite}};
       if (s.peak_tflops > 0) line["mfu"] = model_flops / seconds / 1e12 / (s.peak_tflops * comm.size());
-      line["loss_" + source_names[source]] = loss;
+      for (size_t k = 0; k < source_names.size(); ++k) {
+        const double n = by_source[static_cast<int64_t>(k)][1].item<double>();
+        if (n > 0) line["loss_" + source_names[k]] = by_source[static_cast<int64_t>(k)][0].item<double>() / n;
+      }
       metrics << line.dump() << "\n";
       metrics.flush();
       const std::string eta = duration_text(step_time_ema * static_cast<double>(s.max_steps - step));
       if (tty) {  // one line, rewritten in place
         std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f (%s)  lr %.2e  %.2f s/step  ETA %s   ",
-                     static_cast<long long>(step), static_cast<long long>(s.max_steps), loss, source_names[source].c_str(),
+                     static_cast<long long>(step), static_cast<long long>(s.max_steps), loss, sources_in_step.c_str(),
                      lr, seconds, eta.c_str());
         if (step == s.max_steps) std::fprintf(stderr, "\n");
       } else if (step % s.log_every == 0 || step == s.max_steps) {
         spdlog::info("step {}/{} loss {:.4f} ({}) lr {:.2e} grad_norm {:.3f} {:.2f} s/step, ETA {}", step, s.max_steps,
-                     loss, source_names[source], lr, norm, seconds, eta);
+                     loss, sources_in_step, lr, norm, seconds, eta);
       }
     }
 

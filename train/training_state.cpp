@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <sstream>
 #include <stdexcept>
 
 #include "ckpt/hdf5_io.h"
@@ -45,6 +46,12 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
   snap.config_text = config_text;
   snap.llm_label = llm_label;
   snap.llm_hash = llm_hash;
+  for (const auto& p : lm->llm->named_parameters()) {
+    if (p.value().requires_grad()) continue;
+    std::ostringstream line;
+    line << p.key() << ' ' << at::toString(p.value().scalar_type()) << ' ' << p.value().sizes() << '\n';
+    snap.llm_tensors += line.str();
+  }
   return snap;
 }
 
@@ -63,6 +70,7 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
     out.attribute("/train", "config", snap.config_text);
     out.attribute("/train", "llm", snap.llm_label);
     out.attribute("/train", "llm_hash", snap.llm_hash);
+    out.attribute("/train", "llm_tensors", snap.llm_tensors);
     out.attribute("/train", "libtorch", std::string(TORCH_VERSION));
     out.close();
   }

@@ -1,7 +1,8 @@
 // What a checkpoint holds and how it comes back (DESIGN §6):
 //   state.h5 (rank 0): /model/<name> trainable parameters and buffers (BatchNorm statistics);
 //     /optim/<name>/{exp_avg, exp_avg_sq, step}; /train attributes: step, world_size, format_version,
-//     config, llm (path or stand-in), llm_hash (of the frozen weights, which are not saved).
+//     config, llm (path or stand-in), llm_tensors (name, dtype, shape of each frozen weight) and llm_hash
+//     (of their bytes): the frozen weights themselves are not saved.
 //   rank_<r>.h5 (every rank): /train@sampler_state, /rng/cpu (the dropout generator).
 #pragma once
 
@@ -40,7 +41,7 @@ struct TrainingSnapshot {
   };
   std::vector<Moments> optim;
   at::Tensor rng;
-  std::string config_text, llm_label, llm_hash;
+  std::string config_text, llm_label, llm_hash, llm_tensors;
 };
 
 TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer,
