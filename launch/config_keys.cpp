@@ -59,7 +59,8 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("data.tokenizer", po::value<std::string>()->default_value("data/synth/tokenizer.model"), "SentencePiece model")
       ("data.audio_piece", po::value<std::string>()->default_value("<audio>"), "the audio placeholder's piece (Gemma: <unused0>)")
       ("data.source", po::value<std::vector<std::string>>()->composing(),
-       "one per source, repeatable: NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...] (KIND: asr, ast, sqa, text, mixed)")
+       "one per source, repeatable: NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...] (KIND: asr, ast, sqa, text, mixed); "
+       "sources given on the command line are added to those of the file")
       ("data.mix", po::value<std::string>()->default_value("per_batch"), "per_batch (one source per step, the paper's) or per_sample")
       ("data.max_seconds", po::value<double>()->default_value(60), "audio seconds per batch per rank (0 = unbounded)")
       ("data.max_tokens", po::value<int64_t>()->default_value(4096), "sequence tokens per batch per rank (0 = unbounded)")
