@@ -12,6 +12,8 @@ int ckpt_inspect_command(int argc, char** argv);  // vtb ckpt inspect
 int ckpt_verify_command(int argc, char** argv);   // vtb ckpt verify
 int ckpt_diff_command(int argc, char** argv);     // vtb ckpt diff
 int ckpt_export_command(int argc, char** argv);   // vtb ckpt export
+int metrics_wer_command(int argc, char** argv);   // vtb metrics wer
+int metrics_bleu_command(int argc, char** argv);  // vtb metrics bleu
 int model_summary_command(int argc, char** argv);  // vtb model summary
 int data_features_command(int argc, char** argv);  // vtb data features
 int data_synth_command(int argc, char** argv);     // vtb data synth
