@@ -1,0 +1,124 @@
+#include "eval/evaluation.h"
+
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "data/audio.h"
+#include "data/prompt.h"
+#include "eval/metrics.h"
+
+namespace vtb::eval {
+namespace {
+
+// The prompt (every turn before the last assistant turn) and the reference (that turn's text).
+std::pair<data::Conversation, std::string> split_reference(const data::Conversation& c) {
+  data::Conversation prompt = c;
+  if (prompt.turns.empty() || prompt.turns.back().role != data::Role::Assistant)
+    throw std::runtime_error(c.origin + ": the conversation does not end with an assistant turn to score against");
+  std::string reference;
+  for (const auto& s : prompt.turns.back().segments) reference += s.text;
+  prompt.turns.pop_back();
+  return {prompt, reference};
+}
+
+model::SpeechBatch make_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
+                              const data::LogMelExtractor& extractor) {
+  std::vector<data::FormattedExample> formatted;
+  std::vector<at::Tensor> feats;
+  size_t T = 0;
+  for (const auto& p : prompts) {
+    formatted.push_back(data::format_conversation(p, tok, /*generation_prompt=*/true));
+    T = std::max(T, formatted.back().ids.size());
+    for (const auto& a : formatted.back().audio) feats.push_back(extractor.compute(data::load_audio(a.path, a.offset, a.duration)));
+  }
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  model::SpeechBatch b;
+  b.ids = at::full({B, static_cast<int64_t>(T)}, tok.special().pad, at::kLong);
+  b.lengths = at::empty({B}, at::kLong);
+  b.loss_mask = at::zeros({B, static_cast<int64_t>(T)}, at::kBool);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& ids = formatted[static_cast<size_t>(i)].ids;
+    b.ids[i].narrow(0, 0, static_cast<int64_t>(ids.size())).copy_(at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
+    b.lengths[i] = static_cast<int64_t>(ids.size());
+  }
+  if (!feats.empty()) {
+    int64_t F = 0;
+    for (const auto& f : feats) F = std::max(F, f.size(1));
+    b.features = at::zeros({static_cast<int64_t>(feats.size()), feats[0].size(0), F});
+    b.feature_lengths = at::empty({static_cast<int64_t>(feats.size())}, at::kLong);
+    for (size_t k = 0; k < feats.size(); ++k) {
+      b.features[static_cast<int64_t>(k)].narrow(1, 0, feats[k].size(1)).copy_(feats[k]);
+      b.feature_lengths[static_cast<int64_t>(k)] = feats[k].size(1);
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::Tokenizer& tok,
+                    const std::vector<data::Conversation>& examples, const EvalOptions& o) {
+  const data::LogMelExtractor extractor(o.features);
+  const c10::Device device = comm.device();
+  std::vector<Prediction> mine;
+  std::vector<size_t> mine_index;
+  std::vector<data::Conversation> pending;
+  std::vector<std::string> pending_refs;
+  auto flush = [&] {
+    if (pending.empty()) return;
+    model::SpeechBatch b = make_batch(pending, tok, extractor);
+    auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
+    b = model::SpeechBatch{to(b.ids), to(b.lengths), to(b.loss_mask), to(b.features), to(b.feature_lengths)};
+    const auto generated = greedy_decode(lm, b, o.decode);
+    for (size_t k = 0; k < pending.size(); ++k) {
+      std::vector<int> ids(generated[k].begin(), generated[k].end());
+      mine.push_back({pending[k].origin, pending_refs[k], tok.decode(ids)});
+    }
+    pending.clear();
+    pending_refs.clear();
+  };
+  for (size_t i = static_cast<size_t>(comm.rank()); i < examples.size(); i += static_cast<size_t>(comm.size())) {
+    auto [prompt, reference] = split_reference(examples[i]);
+    prompt.origin = examples[i].origin;
+    pending.push_back(prompt);
+    pending_refs.push_back(reference);
+    mine_index.push_back(i);
+    if (static_cast<int64_t>(pending.size()) >= o.batch_size) flush();
+  }
+  flush();
+
+  // Gather every rank's predictions, then put them back in manifest order.
+  nlohmann::json local = nlohmann::json::array();
+  for (size_t k = 0; k < mine.size(); ++k)
+    local.push_back({{"i", mine_index[k]}, {"origin", mine[k].origin}, {"ref", mine[k].reference}, {"hyp", mine[k].hypothesis}});
+  EvalResult r;
+  r.predictions.resize(examples.size());
+  for (const auto& text : dist::allgather_strings(comm, local.dump()))
+    for (const auto& p : nlohmann::json::parse(text))
+      r.predictions[p["i"].get<size_t>()] = {p["origin"], p["ref"], p["hyp"]};
+
+  std::vector<std::string> refs, hyps;
+  for (const auto& p : r.predictions) {
+    refs.push_back(p.reference);
+    hyps.push_back(p.hypothesis);
+  }
+  if (o.kind == "asr") {
+    r.metric = "wer";
+    r.value = corpus_wer(refs, hyps, /*normalize=*/true);
+  } else if (o.kind == "ast") {
+    const BleuScore b = corpus_bleu(hyps, {refs});
+    r.metric = "bleu";
+    r.value = b.score;
+    r.detail = b.signature;
+  } else {
+    r.metric = "exact_match";
+    size_t hits = 0;
+    for (size_t k = 0; k < refs.size(); ++k) hits += english_normalize(refs[k]) == english_normalize(hyps[k]);
+    r.value = refs.empty() ? 0.0 : static_cast<double>(hits) / static_cast<double>(refs.size());
+  }
+  return r;
+}
+
+}  // namespace vtb::eval

@@ -1,0 +1,40 @@
+// `vtb eval`: decode a manifest sharded across ranks and score it the way each task is scored.
+//   asr → corpus WER (English normaliser); ast → BLEU; sqa and text → exact match (normalised).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/conversation.h"
+#include "data/features.h"
+#include "data/tokenizer.h"
+#include "dist/communicator.h"
+#include "eval/greedy_decoder.h"
+#include "model/speech_lm.h"
+
+namespace vtb::eval {
+
+struct EvalOptions {
+  std::string kind;  // asr | ast | sqa | text | mixed
+  int64_t batch_size = 8;
+  DecodeOptions decode;
+  data::FeatureConfig features;
+};
+
+struct Prediction {
+  std::string origin, reference, hypothesis;
+};
+
+struct EvalResult {
+  std::vector<Prediction> predictions;  // every rank's, in manifest order (on every rank)
+  std::string metric;                   // "wer", "bleu", "exact_match"
+  double value = 0;
+  std::string detail;                   // e.g. the BLEU signature
+};
+
+// Each rank decodes examples i with i % size == rank; predictions are gathered on every rank. The last
+// assistant turn of each conversation is the reference; the turns before it are the prompt.
+EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::Tokenizer& tok,
+                    const std::vector<data::Conversation>& examples, const EvalOptions& options);
+
+}  // namespace vtb::eval

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# vtb eval gives the same predictions and metrics with 2 ranks as with 1, on a checkpoint vtb train wrote.
+# usage: eval_ranks.sh VTB_BINARY SOURCE_DIR WORK_DIR
+set -uo pipefail
+vtb=$1 src=$2 work=$3
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fail() { echo "FAIL: $*"; tail -20 ./*.log; exit 1; }
+"$vtb" data synth --scale 0.1 >/dev/null || fail "data synth"
+mpirun -np 2 --oversubscribe --bind-to none "$vtb" train --config "$src/configs/tiny.ini" --run.dir run \
+  --train.max_steps=10 --ckpt.every_steps=0 --log.level=warn >train.log 2>&1 || fail "training"
+for np in 1 2; do
+  for kind in asr ast; do
+    mpirun -np $np --oversubscribe --bind-to none "$vtb" eval --ckpt run --manifest data/synth/${kind}_test.jsonl \
+      --kind $kind --max-new-tokens 12 --batch-size 3 --out eval_${kind}_$np --log.level=warn >eval_${kind}_$np.log 2>&1 \
+      || fail "eval $kind with $np rank(s)"
+  done
+done
+for kind in asr ast; do
+  cmp -s eval_${kind}_1/predictions.jsonl eval_${kind}_2/predictions.jsonl || fail "$kind: predictions differ between 1 and 2 ranks"
+  /usr/bin/python3 - eval_${kind}_1/metrics.json eval_${kind}_2/metrics.json <<'PY' || fail "$kind: metrics differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+key = "wer" if "wer" in a else "bleu"
+print(f"{a['kind']}: {key} {a[key]:.4f} with 1 rank, {b[key]:.4f} with 2 ranks, {a['examples']} examples")
+sys.exit(0 if a[key] == b[key] and a["examples"] == b["examples"] else 1)
+PY
+done
+echo "ok: 1 rank and 2 ranks agree"
