@@ -82,5 +82,25 @@ TEST(GreedyDecoder, StopsAtStopTokens) {
   EXPECT_EQ(stopped[0], std::vector<int64_t>(free_run[0].begin(), first_stop));
 }
 
+TEST(Sampling, SeededTemperatureSamplingAndTinyTopPIsGreedy) {
+  model::SpeechLM lm = trained_looking_model();
+  torch::manual_seed(15);
+  const model::SpeechBatch b = prompts();
+  DecodeOptions greedy;
+  greedy.max_new_tokens = 10;
+  const auto g = greedy_decode(lm, b, greedy);
+  DecodeOptions hot = greedy;
+  hot.temperature = 1.5;
+  hot.seed = 7;
+  const auto s1 = greedy_decode(lm, b, hot), s2 = greedy_decode(lm, b, hot);
+  EXPECT_EQ(s1, s2);  // same seed, same samples
+  hot.seed = 8;
+  EXPECT_NE(greedy_decode(lm, b, hot), s1);  // another seed, other samples (10 tokens × 3 prompts)
+  EXPECT_NE(s1, g);
+  DecodeOptions nucleus = hot;
+  nucleus.top_p = 1e-6;  // only the most likely token survives: greedy again
+  EXPECT_EQ(greedy_decode(lm, b, nucleus), g);
+}
+
 }  // namespace
 }  // namespace vtb::eval
