@@ -4,13 +4,19 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace vtb::eval {
 namespace {
 
 // The next token of each row of `logits` [B, V]: argmax, or a sample from the temperature-scaled,
 // top-p-truncated distribution.
-at::Tensor pick(const at::Tensor& logits, const DecodeOptions& o, at::Generator& gen) {
+at::Tensor pick(const at::Tensor& raw, const DecodeOptions& o, at::Generator& gen) {
+  at::Tensor logits = raw;
+  if (o.vocab_limit > 0 && o.vocab_limit < raw.size(-1)) {
+    logits = raw.clone();
+    logits.slice(-1, o.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
+  }
   if (o.temperature <= 0) return logits.argmax(-1);
   at::Tensor probs = torch::softmax(logits.to(torch::kFloat) / o.temperature, -1).cpu();
   if (o.top_p < 1) {

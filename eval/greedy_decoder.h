@@ -17,6 +17,7 @@ struct DecodeOptions {
   double temperature = 0;         // 0: greedy; > 0: sample from softmax(logits / temperature)
   double top_p = 1;               // sampling: keep the smallest set of tokens whose probability reaches top_p
   uint64_t seed = 0;              // sampling: the generator's seed (same seed, same text)
+  int64_t vocab_limit = 0;        // > 0: never emit ids ≥ this (an LLM vocabulary larger than the tokenizer's)
 };
 
 // `prompts`: ids ending with the generation prompt ("<start_of_turn>model\n"), lengths, audio features.

@@ -9,6 +9,7 @@ int dist_check_command(int argc, char** argv);  // vtb dist check
 int lm_logits_command(int argc, char** argv);   // vtb lm logits
 int train_command(int argc, char** argv);       // vtb train
 int eval_command(int argc, char** argv);        // vtb eval
+int generate_command(int argc, char** argv);    // vtb generate
 int ckpt_inspect_command(int argc, char** argv);  // vtb ckpt inspect
 int ckpt_verify_command(int argc, char** argv);   // vtb ckpt verify
 int ckpt_diff_command(int argc, char** argv);     // vtb ckpt diff

@@ -66,6 +66,7 @@ int eval_command(int argc, char** argv) {
   eo.batch_size = cmd.options["batch-size"].as<int64_t>();
   eo.decode.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
   eo.decode.stop_ids = {tok.special().end_of_turn, tok.special().eos};
+  eo.decode.vocab_limit = tok.vocab_size();
   eo.features = settings.loader.features;
   const eval::EvalResult r = eval::evaluate(*s.comm, lm, tok, manifest.examples, eo);
 

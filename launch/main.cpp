@@ -24,6 +24,8 @@ struct Command {
 // Commands land here as they are built (DESIGN.md §7 lists the full set).
 const Command kCommands[] = {
     {"train", "single-stage joint speech-text SFT (under mpirun/srun); resumes from the run folder", vtb::train_command},
+    {"generate", "answer one mixed-modal prompt (text and <audio:PATH> segments) with a checkpoint",
+     vtb::generate_command},
     {"eval", "decode a manifest with a checkpoint, sharded over ranks, and score it (WER, BLEU, exact match)",
      vtb::eval_command},
     {"config", "print the resolved configuration, or every key with --keys", vtb::config_command},

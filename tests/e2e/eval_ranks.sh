@@ -26,4 +26,12 @@ print(f"{a['kind']}: {key} {a[key]:.4f} with 1 rank, {b[key]:.4f} with 2 ranks, 
 sys.exit(0 if a[key] == b[key] and a["examples"] == b["examples"] else 1)
 PY
 done
-echo "ok: 1 rank and 2 ranks agree"
+# vtb generate: a mixed-modal prompt answers; a seeded sample repeats itself.
+prompt="Transcribe the audio. <audio:data/synth/audio/asr/test/0.wav> Thanks."
+"$vtb" generate --ckpt run --prompt "$prompt" --max-new-tokens 5 >gen.txt 2>gen.log || fail "generate"
+a=$("$vtb" generate --ckpt run --prompt "$prompt" --temperature 1.2 --seed 5 --max-new-tokens 8 2>>gen.log) || fail "sampling"
+b=$("$vtb" generate --ckpt run --prompt "$prompt" --temperature 1.2 --seed 5 --max-new-tokens 8 2>>gen.log) || fail "sampling"
+[[ "$a" == "$b" ]] || fail "the same seed sampled '$a' and '$b'"
+"$vtb" generate --ckpt run --prompt "<audio:/nonexistent.wav>" >/dev/null 2>missing.log && fail "a missing audio file was accepted"
+grep -q "/nonexistent.wav" missing.log || fail "the missing file is not named: $(cat missing.log)"
+echo "ok: 1 rank and 2 ranks agree; generate answers mixed-modal prompts"
