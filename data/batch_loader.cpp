@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <tuple>
+
 #include "data/audio.h"
 #include "data/prompt.h"
 
@@ -151,17 +153,21 @@ Batch BatchLoader::build(const SampledBatch& sampled) const {
     b.loss_mask[i].narrow(0, 0, n).copy_(at::tensor(mask, at::kLong).to(at::kBool));
     b.lengths[i] = n;
   }
-  if (!feats.empty()) {
-    int64_t F = 0;
-    for (const auto& f : feats) F = std::max(F, f.size(1));
-    b.features = at::zeros({static_cast<int64_t>(feats.size()), feats[0].size(0), F}, at::kFloat);
-    b.feature_lengths = at::empty({static_cast<int64_t>(feats.size())}, at::kLong);
-    for (size_t i = 0; i < feats.size(); ++i) {
-      b.features[static_cast<int64_t>(i)].narrow(1, 0, feats[i].size(1)).copy_(feats[i]);
-      b.feature_lengths[static_cast<int64_t>(i)] = feats[i].size(1);
-    }
-  }
+  std::tie(b.features, b.feature_lengths) = pad_features(feats);
   return b;
+}
+
+std::pair<at::Tensor, at::Tensor> pad_features(const std::vector<at::Tensor>& feats) {
+  if (feats.empty()) return {};
+  int64_t F = 0;
+  for (const auto& f : feats) F = std::max(F, f.size(1));
+  at::Tensor padded = at::zeros({static_cast<int64_t>(feats.size()), feats[0].size(0), F}, at::kFloat);
+  at::Tensor lengths = at::empty({static_cast<int64_t>(feats.size())}, at::kLong);
+  for (size_t i = 0; i < feats.size(); ++i) {
+    padded[static_cast<int64_t>(i)].narrow(1, 0, feats[i].size(1)).copy_(feats[i]);
+    lengths[static_cast<int64_t>(i)] = feats[i].size(1);
+  }
+  return {padded, lengths};
 }
 
 }  // namespace vtb::data

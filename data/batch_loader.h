@@ -38,6 +38,10 @@ struct Batch {
   int64_t skipped = 0;          // examples dropped because their audio could not be read (skip policy)
 };
 
+// Stacks [n_mels, frames_i] features into zero-padded [N, n_mels, max frames] and their lengths [N].
+// Undefined tensors for an empty list (a text-only batch).
+std::pair<at::Tensor, at::Tensor> pad_features(const std::vector<at::Tensor>& features);
+
 struct LoaderOptions {
   FeatureConfig features;
   SpecAugmentConfig spec_augment;

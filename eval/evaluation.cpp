@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <tuple>
 
 #include "data/audio.h"
+#include "data/batch_loader.h"
 #include "data/prompt.h"
 #include "eval/metrics.h"
 
@@ -23,7 +25,9 @@ std::pair<data::Conversation, std::string> split_reference(const data::Conversat
   return {prompt, reference};
 }
 
-model::SpeechBatch make_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
+}  // namespace
+
+model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
                               const data::LogMelExtractor& extractor) {
   std::vector<data::FormattedExample> formatted;
   std::vector<at::Tensor> feats;
@@ -43,20 +47,9 @@ model::SpeechBatch make_batch(const std::vector<data::Conversation>& prompts, co
     b.ids[i].narrow(0, 0, static_cast<int64_t>(ids.size())).copy_(at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
     b.lengths[i] = static_cast<int64_t>(ids.size());
   }
-  if (!feats.empty()) {
-    int64_t F = 0;
-    for (const auto& f : feats) F = std::max(F, f.size(1));
-    b.features = at::zeros({static_cast<int64_t>(feats.size()), feats[0].size(0), F});
-    b.feature_lengths = at::empty({static_cast<int64_t>(feats.size())}, at::kLong);
-    for (size_t k = 0; k < feats.size(); ++k) {
-      b.features[static_cast<int64_t>(k)].narrow(1, 0, feats[k].size(1)).copy_(feats[k]);
-      b.feature_lengths[static_cast<int64_t>(k)] = feats[k].size(1);
-    }
-  }
+  std::tie(b.features, b.feature_lengths) = data::pad_features(feats);
   return b;
 }
-
-}  // namespace
 
 EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::Tokenizer& tok,
                     const std::vector<data::Conversation>& examples, const EvalOptions& o) {
@@ -68,7 +61,7 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
   std::vector<std::string> pending_refs;
   auto flush = [&] {
     if (pending.empty()) return;
-    model::SpeechBatch b = make_batch(pending, tok, extractor);
+    model::SpeechBatch b = prompt_batch(pending, tok, extractor);
     auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
     b = model::SpeechBatch{to(b.ids), to(b.lengths), to(b.loss_mask), to(b.features), to(b.feature_lengths)};
     const auto generated = greedy_decode(lm, b, o.decode);

@@ -32,6 +32,11 @@ struct EvalResult {
   std::string detail;                   // e.g. the BLEU signature
 };
 
+// Prompts (conversations ending with a user turn) as one padded batch ready for greedy_decode: the
+// generation prompt appended, audio decoded and turned into features (no dither). CPU tensors.
+model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
+                                const data::LogMelExtractor& extractor);
+
 // Each rank decodes examples i with i % size == rank; predictions are gathered on every rank. The last
 // assistant turn of each conversation is the reference; the turns before it are the prompt.
 EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::Tokenizer& tok,

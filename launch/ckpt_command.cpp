@@ -1,8 +1,6 @@
 // vtb ckpt inspect|verify|diff: read, checksum and compare checkpoints.
 #include <spdlog/fmt/fmt.h>
 
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "ckpt/checkpoint_tools.h"
@@ -11,19 +9,12 @@
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/config.h"
-#include "launch/train_settings.h"
+#include "launch/trained_model.h"
 #include "train/export.h"
-#include "train/training_state.h"
 
 namespace vtb {
 namespace po = boost::program_options;
 namespace {
-
-// A run folder means its latest checkpoint.
-std::string resolve(const std::string& path) {
-  const std::string latest = ckpt::latest_checkpoint(path);
-  return latest.empty() ? path : latest;
-}
 
 ParsedCommand parse_folders(int argc, char** argv, int count, const char* usage, const char* what) {
   po::options_description options("Options");
@@ -50,7 +41,7 @@ int ckpt_inspect_command(int argc, char** argv) {
   const ParsedCommand cmd = parse_folders(argc, argv, 1, "vtb ckpt inspect FOLDER",
                                           "Prints every file, dataset (dtype, shape) and training attribute of a checkpoint.");
   if (cmd.help) return kExitOk;
-  ckpt::inspect_checkpoint(resolve(cmd.options["folder"].as<std::vector<std::string>>()[0]), std::cout);
+  ckpt::inspect_checkpoint(resolve_checkpoint(cmd.options["folder"].as<std::vector<std::string>>()[0]), std::cout);
   return kExitOk;
 }
 
@@ -58,7 +49,7 @@ int ckpt_verify_command(int argc, char** argv) {
   const ParsedCommand cmd = parse_folders(argc, argv, 1, "vtb ckpt verify FOLDER",
                                           "Reads every dataset (fletcher32 checksums) and checks the structure.");
   if (cmd.help) return kExitOk;
-  const std::string folder = resolve(cmd.options["folder"].as<std::vector<std::string>>()[0]);
+  const std::string folder = resolve_checkpoint(cmd.options["folder"].as<std::vector<std::string>>()[0]);
   const auto problems = ckpt::verify_checkpoint(folder);
   for (const auto& p : problems) std::cout << "FAIL " << p << "\n";
   std::cout << folder << ": " << (problems.empty() ? "ok" : std::to_string(problems.size()) + " problem(s)") << "\n";
@@ -71,7 +62,7 @@ int ckpt_diff_command(int argc, char** argv) {
   if (cmd.help) return kExitOk;
   const auto folders = cmd.options["folder"].as<std::vector<std::string>>();
   std::vector<std::string> only_a, only_b;
-  const auto diffs = ckpt::diff_checkpoints(resolve(folders[0]), resolve(folders[1]), only_a, only_b);
+  const auto diffs = ckpt::diff_checkpoints(resolve_checkpoint(folders[0]), resolve_checkpoint(folders[1]), only_a, only_b);
   size_t differing = 0;
   for (const auto& d : diffs) {
     if (d.max_abs == 0) continue;
@@ -104,17 +95,10 @@ int ckpt_export_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (argv[i][0] != '-' && (i == 1 || std::string(argv[i - 1]) != "--out")) folder = argv[i];
   if (folder.empty() || !cmd.options.count("out")) throw ConfigError("usage: vtb ckpt export CHECKPOINT --out DIR");
-  folder = resolve(folder);
-  const std::string stored = (std::filesystem::temp_directory_path() / "vtb_export_config.ini").string();
-  std::ofstream(stored) << train::checkpoint_config(folder);
-  const Config config = Config::load(stored, cmd.overrides);
-  const train::TrainSettings settings = read_train_settings(config);
-  const data::Tokenizer tok = data::Tokenizer::load(settings.tokenizer, settings.audio_piece);
-  model::SpeechLM lm = train::build_speech_lm(settings, tok);
-  train::load_model_weights(folder, lm);
-  lm->eval();
+  folder = resolve_checkpoint(folder);
+  TrainedModel t = load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
   const std::string out = cmd.options["out"].as<std::string>();
-  train::export_checkpoint(lm, out, settings.llm_dir, cmd.options.count("merged") > 0);
+  train::export_checkpoint(t.lm, out, t.settings.llm_dir, cmd.options.count("merged") > 0);
   std::cout << "exported " << folder << " to " << out << "\n";
   return kExitOk;
 }

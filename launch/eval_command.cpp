@@ -1,21 +1,18 @@
 // vtb eval: decode a manifest with a trained checkpoint, sharded over the job's ranks, and score it.
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "ckpt/commit.h"
 #include "data/manifest.h"
 #include "dist/exit_codes.h"
 #include "eval/evaluation.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/session.h"
-#include "launch/train_settings.h"
-#include "train/training_state.h"
+#include "launch/trained_model.h"
 
 namespace vtb {
 
@@ -39,20 +36,11 @@ int eval_command(int argc, char** argv) {
   }
   for (const char* required : {"ckpt", "manifest", "kind"})
     if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
-  std::string folder = cmd.options["ckpt"].as<std::string>();
-  if (const std::string latest = ckpt::latest_checkpoint(folder); !latest.empty()) folder = latest;
-  // The model is rebuilt from the config stored in the checkpoint; command-line keys override it.
-  const std::string stored = (fs::temp_directory_path() / ("vtb_eval_config_" + std::to_string(getpid()) + ".ini")).string();
-  std::ofstream(stored) << train::checkpoint_config(folder);
-  Session s = start_session(&argc, &argv, stored, cmd.overrides);
-  fs::remove(stored);
-
-  const train::TrainSettings settings = read_train_settings(s.config);
-  const data::Tokenizer tok = data::Tokenizer::load(settings.tokenizer, settings.audio_piece);
-  model::SpeechLM lm = train::build_speech_lm(settings, tok);
-  train::load_model_weights(folder, lm);
-  lm->eval();
-  lm->to(s.comm->device());
+  const std::string folder = resolve_checkpoint(cmd.options["ckpt"].as<std::string>());
+  Session s = start_session(&argc, &argv, checkpoint_config(folder, cmd.overrides), folder);
+  TrainedModel t = load_trained_model(s.config, folder);
+  const data::Tokenizer& tok = t.tokenizer;
+  t.lm->to(s.comm->device());
 
   const std::string kind = cmd.options["kind"].as<std::string>();
   data::ManifestOptions mo;
@@ -67,8 +55,8 @@ int eval_command(int argc, char** argv) {
   eo.decode.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
   eo.decode.stop_ids = {tok.special().end_of_turn, tok.special().eos};
   eo.decode.vocab_limit = tok.vocab_size();
-  eo.features = settings.loader.features;
-  const eval::EvalResult r = eval::evaluate(*s.comm, lm, tok, manifest.examples, eo);
+  eo.features = t.settings.loader.features;
+  const eval::EvalResult r = eval::evaluate(*s.comm, t.lm, tok, manifest.examples, eo);
 
   if (s.world->rank == 0) {
     const fs::path out = cmd.options.count("out") ? fs::path(cmd.options["out"].as<std::string>())

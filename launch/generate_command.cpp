@@ -1,23 +1,15 @@
 // vtb generate: one mixed-modal prompt, answered by a trained checkpoint.
 //   vtb generate --ckpt runs/t --prompt "Transcribe the audio. <audio:clip.wav>"
-#include <spdlog/spdlog.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <regex>
 
-#include "ckpt/commit.h"
 #include "data/audio.h"
-#include "data/prompt.h"
 #include "dist/exit_codes.h"
-#include "eval/greedy_decoder.h"
+#include "eval/evaluation.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/logging.h"
-#include "launch/train_settings.h"
-#include "train/training_state.h"
+#include "launch/trained_model.h"
 
 namespace vtb {
 namespace {
@@ -42,7 +34,6 @@ data::Turn parse_prompt(const std::string& prompt) {
 
 int generate_command(int argc, char** argv) {
   namespace po = boost::program_options;
-  namespace fs = std::filesystem;
   po::options_description options("Options");
   options.add_options()("ckpt", po::value<std::string>(), "checkpoint folder, or a run folder (its latest)")(
       "prompt", po::value<std::string>(), "the user's message; <audio:PATH> places an audio file")(
@@ -60,39 +51,13 @@ int generate_command(int argc, char** argv) {
   }
   for (const char* required : {"ckpt", "prompt"})
     if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
-  std::string folder = cmd.options["ckpt"].as<std::string>();
-  if (const std::string latest = ckpt::latest_checkpoint(folder); !latest.empty()) folder = latest;
-  const std::string stored = (fs::temp_directory_path() / ("vtb_generate_" + std::to_string(getpid()) + ".ini")).string();
-  std::ofstream(stored) << train::checkpoint_config(folder);
-  const Config config = Config::load(stored, cmd.overrides);
-  fs::remove(stored);
   setup_logging(0, "warn", false);
-  const train::TrainSettings settings = read_train_settings(config);
-  const data::Tokenizer tok = data::Tokenizer::load(settings.tokenizer, settings.audio_piece);
-  model::SpeechLM lm = train::build_speech_lm(settings, tok);
-  train::load_model_weights(folder, lm);
-  lm->eval();
-
+  const std::string folder = resolve_checkpoint(cmd.options["ckpt"].as<std::string>());
+  TrainedModel t = load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
+  const data::Tokenizer& tok = t.tokenizer;
   data::Conversation c;
   c.turns.push_back(parse_prompt(cmd.options["prompt"].as<std::string>()));
-  const data::FormattedExample f = data::format_conversation(c, tok, /*generation_prompt=*/true);
-  const data::LogMelExtractor extractor(settings.loader.features);
-  model::SpeechBatch b;
-  b.ids = at::tensor(std::vector<int64_t>(f.ids.begin(), f.ids.end()), at::kLong).unsqueeze(0);
-  b.lengths = at::tensor({static_cast<int64_t>(f.ids.size())}, at::kLong);
-  b.loss_mask = at::zeros_like(b.ids, at::kBool);
-  std::vector<at::Tensor> feats;
-  for (const auto& a : f.audio) feats.push_back(extractor.compute(data::load_audio(a.path, a.offset, a.duration)));
-  if (!feats.empty()) {
-    int64_t F = 0;
-    for (const auto& x : feats) F = std::max(F, x.size(1));
-    b.features = at::zeros({static_cast<int64_t>(feats.size()), feats[0].size(0), F});
-    b.feature_lengths = at::empty({static_cast<int64_t>(feats.size())}, at::kLong);
-    for (size_t k = 0; k < feats.size(); ++k) {
-      b.features[static_cast<int64_t>(k)].narrow(1, 0, feats[k].size(1)).copy_(feats[k]);
-      b.feature_lengths[static_cast<int64_t>(k)] = feats[k].size(1);
-    }
-  }
+  const model::SpeechBatch b = eval::prompt_batch({c}, tok, data::LogMelExtractor(t.settings.loader.features));
   eval::DecodeOptions o;
   o.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
   o.temperature = cmd.options["temperature"].as<double>();
@@ -100,7 +65,7 @@ int generate_command(int argc, char** argv) {
   o.seed = cmd.options["seed"].as<uint64_t>();
   o.stop_ids = {tok.special().end_of_turn, tok.special().eos};
   o.vocab_limit = tok.vocab_size();
-  const auto out = eval::greedy_decode(lm, b, o);
+  const auto out = eval::greedy_decode(t.lm, b, o);
   std::cout << tok.decode(std::vector<int>(out[0].begin(), out[0].end())) << "\n";
   return kExitOk;
 }

@@ -9,9 +9,13 @@ namespace vtb {
 
 Session start_session(int* argc, char*** argv, const std::string& config_path,
                       const std::vector<std::string>& overrides) {
+  return start_session(argc, argv, Config::load(config_path, overrides), config_path);
+}
+
+Session start_session(int* argc, char*** argv, Config config, const std::string& config_path) {
   Session s;
   s.world = &dist::init_world(argc, argv);
-  s.config = Config::load(config_path, overrides);
+  s.config = std::move(config);
   setup_logging(s.world->rank, s.config.str("log.level"), s.config.flag("log.all_ranks"));
 
   const int64_t configured = s.config.integer("run.threads");

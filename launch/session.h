@@ -23,5 +23,7 @@ struct Session {
 // 6. the communicator (collective: every rank must call this).
 Session start_session(int* argc, char*** argv, const std::string& config_path,
                       const std::vector<std::string>& overrides);
+// The same with a config already loaded; `source` names where it came from, for the log.
+Session start_session(int* argc, char*** argv, Config config, const std::string& source);
 
 }  // namespace vtb
