@@ -208,20 +208,26 @@ std::string Hdf5Reader::string_attribute(const std::string& object, const std::s
   return value;
 }
 
-int64_t Hdf5Reader::int_attribute(const std::string& object, const std::string& key) const {
-  Handle obj{open_object(file_, path_, object), H5Oclose};
+namespace {
+
+template <typename T>
+T numeric_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& key, hid_t type,
+                    const char* kind) {
+  Handle obj{open_object(file, path, object), H5Oclose};
   Handle attr{H5Aopen(obj.id, key.c_str(), H5P_DEFAULT), H5Aclose};
-  int64_t v = 0;
-  if (attr.id < 0 || H5Aread(attr.id, H5T_NATIVE_INT64, &v) < 0) fail(path_, "no integer attribute " + object + "@" + key);
+  T v{};
+  if (attr.id < 0 || H5Aread(attr.id, type, &v) < 0) fail(path, std::string("no ") + kind + " attribute " + object + "@" + key);
   return v;
 }
 
+}  // namespace
+
+int64_t Hdf5Reader::int_attribute(const std::string& object, const std::string& key) const {
+  return numeric_attribute<int64_t>(file_, path_, object, key, H5T_NATIVE_INT64, "integer");
+}
+
 double Hdf5Reader::real_attribute(const std::string& object, const std::string& key) const {
-  Handle obj{open_object(file_, path_, object), H5Oclose};
-  Handle attr{H5Aopen(obj.id, key.c_str(), H5P_DEFAULT), H5Aclose};
-  double v = 0;
-  if (attr.id < 0 || H5Aread(attr.id, H5T_NATIVE_DOUBLE, &v) < 0) fail(path_, "no real attribute " + object + "@" + key);
-  return v;
+  return numeric_attribute<double>(file_, path_, object, key, H5T_NATIVE_DOUBLE, "real");
 }
 
 }  // namespace vtb::ckpt
