@@ -1,6 +1,9 @@
 // `vtb eval`: decode a manifest sharded across ranks and score it the way each task is scored.
-//   asr → corpus WER (English normaliser); ast → BLEU; sqa and text → exact match (normalised).
+//   asr → corpus WER (English normaliser); ast → BLEU; sqa → ROUGE-L F1 and exact match; text and mixed →
+//   exact match (normalised).
 #pragma once
+
+#include <map>
 
 #include <string>
 #include <vector>
@@ -27,8 +30,9 @@ struct Prediction {
 
 struct EvalResult {
   std::vector<Prediction> predictions;  // every rank's, in manifest order (on every rank)
-  std::string metric;                   // "wer", "bleu", "exact_match"
+  std::string metric;                   // "wer", "bleu", "rouge_l", "exact_match"
   double value = 0;
+  std::map<std::string, double> also;   // secondary metrics (sqa: exact_match)
   std::string detail;                   // e.g. the BLEU signature
 };
 

@@ -213,4 +213,46 @@ double sentence_bleu(const std::string& hypothesis, const std::vector<std::strin
   return bleu_from_stats(matches, totals, sys_len, ref_len, true);
 }
 
+std::vector<std::string> rouge_tokenize(const std::string& text) {
+  std::vector<std::string> tokens;
+  std::string current;
+  for (char raw : text) {
+    const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(raw)));
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      current += c;
+    } else if (!current.empty()) {
+      tokens.push_back(std::move(current));
+      current.clear();
+    }
+  }
+  if (!current.empty()) tokens.push_back(std::move(current));
+  return tokens;
+}
+
+RougeScore rouge_l(const std::string& reference, const std::string& hypothesis) {
+  const std::vector<std::string> ref = rouge_tokenize(reference), hyp = rouge_tokenize(hypothesis);
+  if (ref.empty() || hyp.empty()) return {};
+  // Longest common subsequence, one row at a time.
+  std::vector<size_t> previous(hyp.size() + 1, 0), row(hyp.size() + 1, 0);
+  for (size_t i = 1; i <= ref.size(); ++i) {
+    for (size_t j = 1; j <= hyp.size(); ++j)
+      row[j] = ref[i - 1] == hyp[j - 1] ? previous[j - 1] + 1 : std::max(previous[j], row[j - 1]);
+    std::swap(previous, row);
+  }
+  const auto lcs = static_cast<double>(previous[hyp.size()]);
+  RougeScore r;
+  r.precision = lcs / static_cast<double>(hyp.size());
+  r.recall = lcs / static_cast<double>(ref.size());
+  r.fmeasure = lcs == 0 ? 0 : 2 * r.precision * r.recall / (r.precision + r.recall);
+  return r;
+}
+
+double mean_rouge_l(const std::vector<std::string>& references, const std::vector<std::string>& hypotheses) {
+  if (references.size() != hypotheses.size()) throw std::invalid_argument("ROUGE-L: references and hypotheses differ in number");
+  if (references.empty()) return 0;
+  double sum = 0;
+  for (size_t i = 0; i < references.size(); ++i) sum += rouge_l(references[i], hypotheses[i]).fmeasure;
+  return sum / static_cast<double>(references.size());
+}
+
 }  // namespace vtb::eval

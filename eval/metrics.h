@@ -1,6 +1,7 @@
 // The scores the speech and translation communities report, reproducing their reference tools:
 //   WER  — jiwer's corpus WER: total edits / total reference words (not a mean of per-sentence WERs).
 //   BLEU — sacreBLEU's default: 13a tokenizer, up to 4-grams, exponential smoothing, brevity penalty.
+//   ROUGE-L — Google's rouge-score: longest common subsequence of tokens, F1, default tokenizer, no stemmer.
 #pragma once
 
 #include <string>
@@ -47,5 +48,19 @@ double sentence_bleu(const std::string& hypothesis, const std::vector<std::strin
 // sacreBLEU's compute_bleu from statistics, as a 0–100 score.
 double bleu_from_stats(const std::vector<long>& matches, const std::vector<long>& totals, long sys_len, long ref_len,
                        bool effective_order);
+
+struct RougeScore {
+  double precision = 0, recall = 0, fmeasure = 0;
+};
+
+// rouge-score's default tokenizer: lowercase, every run of characters outside [a-z0-9] separates tokens.
+std::vector<std::string> rouge_tokenize(const std::string& text);
+
+// ROUGE-L of one pair: LCS / hypothesis tokens, LCS / reference tokens, and their harmonic mean (all 0 when
+// either side has no tokens), as rouge_scorer.RougeScorer(["rougeL"]).score(reference, hypothesis).
+RougeScore rouge_l(const std::string& reference, const std::string& hypothesis);
+
+// The mean ROUGE-L F1 over pairs (0–1), as reported for spoken QA.
+double mean_rouge_l(const std::vector<std::string>& references, const std::vector<std::string>& hypotheses);
 
 }  // namespace vtb::eval

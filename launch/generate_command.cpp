@@ -1,5 +1,8 @@
 // vtb generate: one mixed-modal prompt, answered by a trained checkpoint.
 //   vtb generate --ckpt runs/t --prompt "Transcribe the audio. <audio:clip.wav>"
+// vtb chat: a multi-turn conversation in the terminal, each line a user turn of text and <audio:PATH>.
+#include <unistd.h>
+
 #include <iostream>
 #include <regex>
 
@@ -30,17 +33,52 @@ data::Turn parse_prompt(const std::string& prompt) {
   return turn;
 }
 
+void add_decode_options(boost::program_options::options_description& options, int64_t max_new_tokens) {
+  namespace po = boost::program_options;
+  options.add_options()("max-new-tokens", po::value<int64_t>()->default_value(max_new_tokens), "generation limit")(
+      "temperature", po::value<double>()->default_value(0), "0 = greedy")(
+      "top-p", po::value<double>()->default_value(1), "nucleus sampling threshold")(
+      "seed", po::value<uint64_t>()->default_value(0), "sampling seed")(
+      "beams", po::value<int64_t>()->default_value(1), "beam search with this many beams (> 1)")(
+      "length-penalty", po::value<double>()->default_value(1), "beam search: rank by log p / length^this");
+}
+
+eval::DecodeOptions read_decode_options(const ParsedCommand& cmd, const data::Tokenizer& tok) {
+  eval::DecodeOptions o;
+  o.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
+  o.temperature = cmd.options["temperature"].as<double>();
+  o.top_p = cmd.options["top-p"].as<double>();
+  o.seed = cmd.options["seed"].as<uint64_t>();
+  o.beams = cmd.options["beams"].as<int64_t>();
+  o.length_penalty = cmd.options["length-penalty"].as<double>();
+  if (o.beams < 1) throw ConfigError("--beams must be at least 1");
+  o.stop_ids = {tok.special().end_of_turn, tok.special().eos};
+  o.vocab_limit = tok.vocab_size();
+  return o;
+}
+
+TrainedModel load_for_generation(const ParsedCommand& cmd) {
+  if (!cmd.options.count("ckpt")) throw ConfigError("--ckpt is required");
+  setup_logging(0, "warn", false);
+  const std::string folder = resolve_checkpoint(cmd.options["ckpt"].as<std::string>());
+  return load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
+}
+
+// The model's next assistant turn after `c` (which ends with a user turn).
+std::string answer(TrainedModel& t, const data::Conversation& c, const eval::DecodeOptions& o) {
+  const model::SpeechBatch b = eval::prompt_batch({c}, t.tokenizer, data::LogMelExtractor(t.settings.loader.features));
+  const auto out = eval::decode(t.lm, b, o);
+  return t.tokenizer.decode(std::vector<int>(out[0].begin(), out[0].end()));
+}
+
 }  // namespace
 
 int generate_command(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("Options");
   options.add_options()("ckpt", po::value<std::string>(), "checkpoint folder, or a run folder (its latest)")(
-      "prompt", po::value<std::string>(), "the user's message; <audio:PATH> places an audio file")(
-      "max-new-tokens", po::value<int64_t>()->default_value(128), "generation limit")(
-      "temperature", po::value<double>()->default_value(0), "0 = greedy")(
-      "top-p", po::value<double>()->default_value(1), "nucleus sampling threshold")(
-      "seed", po::value<uint64_t>()->default_value(0), "sampling seed");
+      "prompt", po::value<std::string>(), "the user's message; <audio:PATH> places an audio file");
+  add_decode_options(options, 128);
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help("vtb generate --ckpt D --prompt \"Transcribe the audio. <audio:a.wav>\"",
@@ -49,24 +87,52 @@ int generate_command(int argc, char** argv) {
                               options);
     return kExitOk;
   }
-  for (const char* required : {"ckpt", "prompt"})
-    if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
-  setup_logging(0, "warn", false);
-  const std::string folder = resolve_checkpoint(cmd.options["ckpt"].as<std::string>());
-  TrainedModel t = load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
-  const data::Tokenizer& tok = t.tokenizer;
+  if (!cmd.options.count("prompt")) throw ConfigError("--prompt is required");
+  TrainedModel t = load_for_generation(cmd);
   data::Conversation c;
   c.turns.push_back(parse_prompt(cmd.options["prompt"].as<std::string>()));
-  const model::SpeechBatch b = eval::prompt_batch({c}, tok, data::LogMelExtractor(t.settings.loader.features));
-  eval::DecodeOptions o;
-  o.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
-  o.temperature = cmd.options["temperature"].as<double>();
-  o.top_p = cmd.options["top-p"].as<double>();
-  o.seed = cmd.options["seed"].as<uint64_t>();
-  o.stop_ids = {tok.special().end_of_turn, tok.special().eos};
-  o.vocab_limit = tok.vocab_size();
-  const auto out = eval::greedy_decode(t.lm, b, o);
-  std::cout << tok.decode(std::vector<int>(out[0].begin(), out[0].end())) << "\n";
+  std::cout << answer(t, c, read_decode_options(cmd, t.tokenizer)) << "\n";
+  return kExitOk;
+}
+
+int chat_command(int argc, char** argv) {
+  namespace po = boost::program_options;
+  po::options_description options("Options");
+  options.add_options()("ckpt", po::value<std::string>(), "checkpoint folder, or a run folder (its latest)");
+  add_decode_options(options, 128);
+  const ParsedCommand cmd = parse_command(argc, argv, options);
+  if (cmd.help) {
+    std::cout << command_help("vtb chat --ckpt D",
+                              "A conversation with a trained checkpoint: each line you type is a user turn (text and "
+                              "<audio:PATH> segments); the model answers with the whole conversation as context. "
+                              "/reset starts over, /quit (or end of input) leaves.",
+                              options);
+    return kExitOk;
+  }
+  TrainedModel t = load_for_generation(cmd);
+  const eval::DecodeOptions o = read_decode_options(cmd, t.tokenizer);
+  const bool terminal = isatty(STDIN_FILENO) != 0;
+  if (terminal) std::cerr << "vtb chat: type a message (<audio:PATH> inserts a recording), /reset, /quit\n";
+  data::Conversation c;
+  std::string line;
+  while ((terminal && std::cerr << "you> " << std::flush), std::getline(std::cin, line)) {
+    if (line == "/quit") break;
+    if (line == "/reset") {
+      c.turns.clear();
+      std::cerr << "(conversation cleared)\n";
+      continue;
+    }
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    try {
+      c.turns.push_back(parse_prompt(line));
+    } catch (const std::exception& e) {  // e.g. an audio file that cannot be read: say so, keep the conversation
+      std::cerr << "vtb chat: " << e.what() << "\n";
+      continue;
+    }
+    const std::string reply = answer(t, c, o);
+    c.turns.push_back({data::Role::Assistant, {{false, reply, {}}}});
+    std::cout << (terminal ? "model> " : "") << reply << std::endl;
+  }
   return kExitOk;
 }
 

@@ -34,4 +34,22 @@ b=$("$vtb" generate --ckpt run --prompt "$prompt" --temperature 1.2 --seed 5 --m
 [[ "$a" == "$b" ]] || fail "the same seed sampled '$a' and '$b'"
 "$vtb" generate --ckpt run --prompt "<audio:/nonexistent.wav>" >/dev/null 2>missing.log && fail "a missing audio file was accepted"
 grep -q "/nonexistent.wav" missing.log || fail "the missing file is not named: $(cat missing.log)"
-echo "ok: 1 rank and 2 ranks agree; generate answers mixed-modal prompts"
+# SQA is scored with ROUGE-L and exact match; beam search runs through vtb eval and agrees across ranks too.
+for np in 1 2; do
+  mpirun -np $np --oversubscribe --bind-to none "$vtb" eval --ckpt run --manifest data/synth/sqa_test.jsonl --kind sqa \
+    --max-new-tokens 6 --batch-size 3 --beams 3 --out eval_sqa_$np --log.level=warn >eval_sqa_$np.log 2>&1 \
+    || fail "eval sqa (beam search) with $np rank(s)"
+done
+cmp -s eval_sqa_1/predictions.jsonl eval_sqa_2/predictions.jsonl || fail "sqa: beam-search predictions differ between 1 and 2 ranks"
+/usr/bin/python3 - eval_sqa_1/metrics.json <<'PY' || fail "sqa metrics.json lacks rouge_l/exact_match"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert 0 <= m["rouge_l"] <= 1 and 0 <= m["exact_match"] <= m["rouge_l"] + 1e-12, m
+print(f"sqa: ROUGE-L {m['rouge_l']:.4f}, exact match {m['exact_match']:.4f} (beam 3)")
+PY
+# vtb chat: each input line is a turn of one conversation; an unreadable audio file is reported and skipped.
+printf 'Transcribe the audio. <audio:data/synth/audio/asr/test/0.wav>\n<audio:/nonexistent.wav>\nAnd again?\n/reset\nHello\n' \
+  | "$vtb" chat --ckpt run --max-new-tokens 4 >chat.txt 2>chat.log || fail "chat"
+[[ $(wc -l <chat.txt) -eq 3 ]] || fail "chat: expected 3 answers for 3 turns, got $(wc -l <chat.txt): $(cat chat.txt)"
+grep -q "/nonexistent.wav" chat.log || fail "chat did not report the unreadable audio file"
+echo "ok: 1 rank and 2 ranks agree (greedy and beam search); generate and chat answer mixed-modal prompts"

@@ -79,3 +79,38 @@ TEST(Bleu, SacrebleuComputeBleuAndSentenceBleu) {
 
 }  // namespace
 }  // namespace vtb::eval
+
+namespace vtb::eval {
+namespace {
+
+// Google rouge-score's own test cases (rouge_scorer_test.py): score(target, prediction).
+TEST(RougeL, RougeScoreTestCases) {
+  const RougeScore consecutive = rouge_l("testing one two", "testing one");
+  EXPECT_DOUBLE_EQ(consecutive.precision, 1.0);
+  EXPECT_DOUBLE_EQ(consecutive.recall, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(consecutive.fmeasure, 4.0 / 5);
+  const RougeScore gap = rouge_l("testing one two", "testing two");  // a subsequence, not a substring
+  EXPECT_DOUBLE_EQ(gap.precision, 1.0);
+  EXPECT_DOUBLE_EQ(gap.recall, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(gap.fmeasure, 4.0 / 5);
+  const RougeScore empty = rouge_l("testing one two", "");
+  EXPECT_EQ(empty.precision, 0.0);
+  EXPECT_EQ(empty.recall, 0.0);
+  EXPECT_EQ(empty.fmeasure, 0.0);
+  EXPECT_EQ(rouge_l("", "testing").fmeasure, 0.0);
+  // The default tokenizer: case and punctuation do not matter; only [a-z0-9] runs are tokens.
+  EXPECT_EQ(rouge_tokenize("Hello, World! It's 42."), (std::vector<std::string>{"hello", "world", "it", "s", "42"}));
+  EXPECT_DOUBLE_EQ(rouge_l("Testing one, two!", "TESTING two").fmeasure, 4.0 / 5);
+}
+
+TEST(RougeL, LongestCommonSubsequenceByHand) {
+  // LCS of "a b c d e f" and "a c x e f b" is "a c e f" (4): P 4/6, R 4/6.
+  const RougeScore r = rouge_l("a b c d e f", "a c x e f b");
+  EXPECT_DOUBLE_EQ(r.precision, 4.0 / 6);
+  EXPECT_DOUBLE_EQ(r.recall, 4.0 / 6);
+  EXPECT_DOUBLE_EQ(r.fmeasure, 4.0 / 6);
+  EXPECT_DOUBLE_EQ(mean_rouge_l({"a b", "c"}, {"a b", "d"}), 0.5);
+}
+
+}  // namespace
+}  // namespace vtb::eval
