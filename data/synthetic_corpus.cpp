@@ -26,9 +26,38 @@ const std::vector<std::string> kNumbers{"zero", "one", "two", "three", "four", "
                                         "seventeen", "eighteen"};
 
 struct Item {
-  std::string spoken;    // what the voice says ("" for text SFT)
-  json line;             // the manifest line, without audio fields
+  std::string spoken;       // what the voice says ("" for text SFT)
+  json line;                // the manifest line, without audio fields
+  std::string source_text;  // AST: the English sentence; SQA: the statement (for the LLM's pretraining text)
 };
+
+// The stand-in LLM's pretraining text (lm_train.jsonl), from the training splits only, so that the base
+// model knows what a downloaded instruction-tuned LLM would: the English of the ASR sentences, German, how
+// to translate and to answer a question about a text, and the text SFT conversations. Nothing of a test
+// split is in it.
+json lm_documents(const std::vector<Item>& asr, const std::vector<Item>& ast, const std::vector<Item>& sqa,
+                  const std::vector<Item>& text) {
+  auto chat = [](const std::string& user, const std::string& answer) {
+    return json{{"conversations", json::array({json{{"from", "User"}, {"value", user}},
+                                               json{{"from", "Assistant"}, {"value", answer}}})}};
+  };
+  json docs = json::array();
+  // Repeating a sentence is an ability every instruction-tuned LLM has, and the one ASR through the LLM
+  // builds on (SQA likewise builds on answering from context): without it the LoRA must teach the frozen
+  // base to copy text in order, which a small base learns far too slowly.
+  for (const auto& i : asr) {
+    docs.push_back(json{{"text", i.spoken}});
+    docs.push_back(chat("Repeat this sentence: " + i.spoken, i.spoken));
+  }
+  for (const auto& i : ast) {
+    docs.push_back(json{{"text", i.line["answer"]}});
+    docs.push_back(chat("Translate into German: " + i.source_text, i.line["answer"]));
+    docs.push_back(chat("Repeat this sentence: " + i.source_text, i.source_text));
+  }
+  for (const auto& i : sqa) docs.push_back(chat(i.source_text + " " + i.line["question"].get<std::string>(), i.line["answer"]));
+  for (const auto& i : text) docs.push_back(i.line);
+  return docs;
+}
 
 // All combinations of the lists, as index tuples.
 std::vector<std::vector<size_t>> combinations(const std::vector<size_t>& sizes) {
@@ -117,7 +146,7 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
       for (size_t k = 0; k < 3 + c[0] % 4; ++k) s += (k ? " " : "") + kDigits[(c[1] * 7 + c[2] * 3 + k * 5 + c[0]) % 10];
     }
     texts.insert(s);
-    return Item{s, json{{"context", "Transcribe the audio."}, {"answer", s}, {"lang", "en"}}};
+    return Item{s, json{{"context", "Transcribe the audio."}, {"answer", s}, {"lang", "en"}}, ""};
   });
 
   // AST: "<subject> is <adjective>" → German, from a phrase table.
@@ -133,7 +162,7 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
     std::string de = nouns[c[0]].second + " ist " + adjectives[c[1]].second;
     de[0] = static_cast<char>(std::toupper(de[0]));
     texts.insert(de + ".");
-    return Item{en, json{{"context", "Translate the audio into German."}, {"answer", de + "."}, {"lang", "de"}}};
+    return Item{en, json{{"context", "Translate the audio into German."}, {"answer", de + "."}, {"lang", "de"}}, en};
   });
 
   // SQA: a spoken statement, a text question about it, a one-word answer.
@@ -143,7 +172,8 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
     const std::string n = kNumbers[c[2] + 2];
     const std::string question = "How many " + things[c[1]] + " does " + names[c[0]] + " have?";
     texts.insert(names[c[0]] + " has " + n + " " + things[c[1]] + ". " + question + " " + n);
-    return Item{names[c[0]] + " has " + n + " " + things[c[1]] + ".", json{{"question", question}, {"answer", n}}};
+    const std::string statement = names[c[0]] + " has " + n + " " + things[c[1]] + ".";
+    return Item{statement, json{{"question", question}, {"answer", n}}, statement};
   });
 
   // Text SFT: arithmetic in words, opposites; one in five has a second turn.
@@ -159,7 +189,7 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
       turns.push_back({{"from", "Assistant"}, {"value", opposites[c[2]].second}});
     }
     for (const auto& t : turns) texts.insert(t["value"].get<std::string>());
-    return Item{"", json{{"conversations", turns}}};
+    return Item{"", json{{"conversations", turns}}, ""};
   });
 
   writer.write("asr", asr.first, false, rng);
@@ -170,13 +200,19 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
   writer.write("sqa", sqa.second, true, rng);
   writer.write("text", text.first, false, rng);
   writer.write("text", text.second, true, rng);
+  {
+    std::ofstream out(fs::path(o.out_dir) / "lm_train.jsonl");
+    const json docs = lm_documents(asr.first, ast.first, sqa.first, text.first);
+    for (const auto& d : docs) out << d.dump() << "\n";
+    report.examples["lm_train.jsonl"] = static_cast<int>(docs.size());
+  }
 
   // The tokenizer: trained on every text of the corpus plus the prompts.
   const std::string corpus = (fs::path(o.out_dir) / "corpus.txt").string();
   {
     std::ofstream out(corpus);
     for (const auto& t : texts) out << t << "\n";
-    for (const char* p : {"Transcribe the audio.", "Translate the audio into German.", "user", "model",
+    for (const char* p : {"Transcribe the audio.", "Translate the audio into German.", "Translate into German:", "Repeat this sentence:", "user", "model",
                           "What is the opposite of", "How many"})
       out << p << "\n";
   }

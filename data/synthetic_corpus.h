@@ -26,7 +26,8 @@ struct SynthReport {
   double audio_seconds = 0;
 };
 
-// Writes <out>/audio/..., <out>/{asr,ast,sqa,text}_{train,test}.jsonl, <out>/corpus.txt and
+// Writes <out>/audio/..., <out>/{asr,ast,sqa,text}_{train,test}.jsonl, <out>/lm_train.jsonl (text for the
+// stand-in LLM: {"text"} documents and {"conversations"}, from training splits only), <out>/corpus.txt and
 // <out>/tokenizer.model. Deterministic for a given seed.
 SynthReport make_synthetic_corpus(const SynthOptions& options);
 

@@ -7,9 +7,12 @@ namespace vtb {
 int config_command(int argc, char** argv);      // vtb config
 int dist_check_command(int argc, char** argv);  // vtb dist check
 int lm_logits_command(int argc, char** argv);   // vtb lm logits
+int lm_pretrain_command(int argc, char** argv);  // vtb lm pretrain
+int encoder_pretrain_command(int argc, char** argv);  // vtb encoder pretrain
 int train_command(int argc, char** argv);       // vtb train
 int eval_command(int argc, char** argv);        // vtb eval
 int generate_command(int argc, char** argv);    // vtb generate
+int chat_command(int argc, char** argv);        // vtb chat
 int ckpt_inspect_command(int argc, char** argv);  // vtb ckpt inspect
 int ckpt_verify_command(int argc, char** argv);   // vtb ckpt verify
 int ckpt_diff_command(int argc, char** argv);     // vtb ckpt diff

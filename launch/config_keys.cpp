@@ -34,6 +34,11 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("features.frame_rule", po::value<std::string>()->default_value("plus_one"),
        "valid frames: plus_one = samples/160 + 1 (reflect era) or floor = samples/160")
       ("features.dither", po::value<double>()->default_value(1e-5), "dither added in training only")
+      // SpecAugment in training (NeMo's FastConformer defaults); 0 masks turn a kind off
+      ("features.freq_masks", po::value<int64_t>()->default_value(2), "SpecAugment: frequency masks per utterance")
+      ("features.freq_width", po::value<int64_t>()->default_value(27), "SpecAugment: widest frequency mask, mel bins")
+      ("features.time_masks", po::value<int64_t>()->default_value(10), "SpecAugment: time masks per utterance")
+      ("features.time_width", po::value<double>()->default_value(0.05), "SpecAugment: widest time mask, fraction of the frames")
       // [train]
       ("train.seed", po::value<int64_t>()->default_value(1234), "seed of initialisation, dropout and data order")
       ("train.max_steps", po::value<int64_t>()->default_value(100000), "the run stops here and commits a checkpoint")
@@ -72,6 +77,9 @@ void declare_config_keys(boost::program_options::options_description& options) {
       // [model]
       ("model.llm", po::value<std::string>()->default_value(""),
        "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")
+      ("model.encoder", po::value<std::string>()->default_value(""),
+       "safetensors of a pretrained speech encoder (encoder.* names, e.g. from vtb encoder pretrain) to start "
+       "from; empty = random initialisation")
       // [llm]: the stand-in LLM's shape (ignored when model.llm is set). Defaults: Gemma-1 2B.
       ("llm.family", po::value<std::string>()->default_value("gemma"), "gemma or llama")
       ("llm.vocab", po::value<int64_t>()->default_value(256000), "vocabulary size")

@@ -10,6 +10,10 @@
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/npy.h"
+#include "launch/session.h"
+#include "launch/train_settings.h"
+#include "train/pretrain_encoder.h"
+#include "train/pretrain_lm.h"
 #include "model/decoder_lm.h"
 
 namespace vtb {
@@ -63,6 +67,89 @@ int lm_logits_command(int argc, char** argv) {
   torch::NoGradGuard no_grad;
   at::Tensor logits = lm->forward(torch::tensor(ids, torch::kLong).unsqueeze(0))[0].to(torch::kFloat);
   write_npy(cmd.options["out"].as<std::string>(), logits);
+  return kExitOk;
+}
+
+}  // namespace vtb
+
+namespace vtb {
+
+int lm_pretrain_command(int argc, char** argv) {
+  namespace po = boost::program_options;
+  po::options_description options("Options");
+  options.add_options()("corpus", po::value<std::vector<std::string>>()->composing(),
+                        "JSONL of {\"text\"} or {\"conversations\"} documents (repeatable; default data/synth/lm_train.jsonl)")(
+      "out", po::value<std::string>(), "Hugging Face folder to write (config.json + model.safetensors)")(
+      "steps", po::value<int64_t>()->default_value(600), "optimizer steps")(
+      "batch", po::value<int64_t>()->default_value(32), "documents per rank per step")(
+      "lr", po::value<double>()->default_value(3e-3), "peak learning rate (warmup, then cosine to lr/30)");
+  ParsedCommand cmd = parse_command(argc, argv, options);
+  if (cmd.help) {
+    std::cout << command_help("mpirun -np N vtb lm pretrain --config F --out DIR [--corpus FILE ...]",
+                              "Trains every weight of the LLM that llm.* describes on text documents and saves it in "
+                              "Hugging Face layout: the stand-in for a downloaded LLM, loaded back with model.llm=DIR.",
+                              options);
+    return kExitOk;
+  }
+  if (!cmd.options.count("out")) throw ConfigError("--out is required");
+  Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
+  const train::TrainSettings t = read_train_settings(s.config);
+  if (!t.llm_dir.empty())
+    throw ConfigError("lm pretrain builds a new LLM from llm.*, but model.llm names one (" + t.llm_dir +
+                      "); pass --model.llm= to pretrain");
+  train::PretrainSettings p;
+  p.llm = t.model.llm;
+  p.tokenizer = t.tokenizer;
+  p.audio_piece = t.audio_piece;
+  p.corpora = cmd.options.count("corpus") ? cmd.options["corpus"].as<std::vector<std::string>>()
+                                          : std::vector<std::string>{"data/synth/lm_train.jsonl"};
+  p.out_dir = cmd.options["out"].as<std::string>();
+  p.seed = t.seed;
+  p.steps = cmd.options["steps"].as<int64_t>();
+  p.batch = cmd.options["batch"].as<int64_t>();
+  p.lr = cmd.options["lr"].as<double>();
+  p.lr_min = p.lr / 30;
+  p.warmup_steps = std::min<int64_t>(50, p.steps / 10);
+  p.log_every = std::max<int64_t>(1, std::min<int64_t>(50, p.steps / 10));
+  p.clip = t.clip;
+  p.adamw = t.adamw;
+  p.buckets = t.buckets;
+  if (p.steps < 1 || p.batch < 1) throw ConfigError("--steps and --batch must be at least 1");
+  train::pretrain_lm(*s.comm, p);
+  return kExitOk;
+}
+
+}  // namespace vtb
+
+namespace vtb {
+
+int encoder_pretrain_command(int argc, char** argv) {
+  namespace po = boost::program_options;
+  po::options_description options("Options");
+  options.add_options()("out", po::value<std::string>(), "safetensors file to write (encoder.* tensors)")(
+      "steps", po::value<int64_t>()->default_value(600), "optimizer steps")(
+      "lr", po::value<double>()->default_value(2e-3), "peak learning rate (warmup, then cosine to lr/20)");
+  ParsedCommand cmd = parse_command(argc, argv, options);
+  if (cmd.help) {
+    std::cout << command_help("mpirun -np N vtb encoder pretrain --config F --out encoder.safetensors",
+                              "Trains the speech encoder that encoder.* describes with a CTC head on the config's asr "
+                              "sources (batches, features and SpecAugment as in training) and saves it: the stand-in "
+                              "for a pretrained ASR encoder, loaded by joint SFT with model.encoder=FILE.",
+                              options);
+    return kExitOk;
+  }
+  if (!cmd.options.count("out")) throw ConfigError("--out is required");
+  Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
+  train::EncoderPretrainSettings e;
+  e.train = read_train_settings(s.config);
+  e.out_file = cmd.options["out"].as<std::string>();
+  e.steps = cmd.options["steps"].as<int64_t>();
+  e.lr = cmd.options["lr"].as<double>();
+  e.lr_min = e.lr / 20;
+  e.warmup_steps = std::min<int64_t>(50, e.steps / 10);
+  e.log_every = std::max<int64_t>(1, std::min<int64_t>(50, e.steps / 10));
+  if (e.steps < 1) throw ConfigError("--steps must be at least 1");
+  train::pretrain_encoder_ctc(*s.comm, e);
   return kExitOk;
 }
 

@@ -26,7 +26,9 @@ const Command kCommands[] = {
     {"train", "single-stage joint speech-text SFT (under mpirun/srun); resumes from the run folder", vtb::train_command},
     {"generate", "answer one mixed-modal prompt (text and <audio:PATH> segments) with a checkpoint",
      vtb::generate_command},
-    {"eval", "decode a manifest with a checkpoint, sharded over ranks, and score it (WER, BLEU, exact match)",
+    {"chat", "a multi-turn conversation with a checkpoint in the terminal (text and <audio:PATH> turns)",
+     vtb::chat_command},
+    {"eval", "decode a manifest with a checkpoint, sharded over ranks, and score it (WER, BLEU, ROUGE-L, exact match)",
      vtb::eval_command},
     {"config", "print the resolved configuration, or every key with --keys", vtb::config_command},
     {"dist check", "verify collectives and measure bandwidth across the job's ranks (under mpirun/srun)",
@@ -49,6 +51,10 @@ const Command kCommands[] = {
     {"data mixgen", "mixed-modal SFT from text SFT: spans of user turns replaced by synthesized speech",
      vtb::data_mixgen_command},
     {"data tokenizer", "train a SentencePiece tokenizer with vtb's special pieces", vtb::data_tokenizer_command},
+    {"lm pretrain", "trains a small text LLM on all weights and saves it in Hugging Face layout (the stand-in base)",
+     vtb::lm_pretrain_command},
+    {"encoder pretrain", "trains the speech encoder alone with CTC on the asr sources (the stand-in pretrained encoder)",
+     vtb::encoder_pretrain_command},
     {"lm logits", "float32 logits of a Hugging Face-layout LLM for given token ids, as .npy", vtb::lm_logits_command},
 };
 

@@ -49,6 +49,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.adamw = optim::AdamWOptions{c.real("train.beta1"), c.real("train.beta2"), 1e-8, c.real("train.weight_decay")};
   s.model = read_model_settings(c);
   s.llm_dir = c.str("model.llm");
+  s.encoder_init = c.str("model.encoder");
   s.tokenizer = c.str("data.tokenizer");
   s.audio_piece = c.str("data.audio_piece");
   s.sources = read_sources(c);
@@ -61,6 +62,12 @@ train::TrainSettings read_train_settings(const Config& c) {
   if (s.loader.features.n_mels != s.model.encoder.n_mels)
     throw ConfigError("features.n_mels (" + std::to_string(s.loader.features.n_mels) + ") must equal encoder.n_mels (" +
                       std::to_string(s.model.encoder.n_mels) + ")");
+  s.loader.spec_augment = data::SpecAugmentConfig{static_cast<int>(c.integer("features.freq_masks")),
+                                                  static_cast<int>(c.integer("features.freq_width")),
+                                                  static_cast<int>(c.integer("features.time_masks")), c.real("features.time_width")};
+  if (s.loader.spec_augment.freq_masks < 0 || s.loader.spec_augment.time_masks < 0 || s.loader.spec_augment.freq_width < 0 ||
+      s.loader.spec_augment.time_width < 0 || s.loader.spec_augment.time_width > 1)
+    throw ConfigError("features.freq_masks/time_masks/freq_width must be ≥ 0 and features.time_width in [0, 1]");
   s.loader.workers = static_cast<int>(c.integer("data.workers"));
   s.loader.queue_depth = 2 * std::max(1, s.loader.workers);
   s.loader.seed = static_cast<uint64_t>(s.seed);

@@ -36,7 +36,7 @@ TrainedModel load_trained_model(const Config& config, const std::string& folder)
   t.settings = read_train_settings(config);
   t.tokenizer = data::Tokenizer::load(t.settings.tokenizer, t.settings.audio_piece);
   t.lm = train::build_speech_lm(t.settings, t.tokenizer);
-  train::load_model_weights(folder, t.lm);
+  if (!folder.empty()) train::load_model_weights(folder, t.lm);
   t.lm->eval();
   return t;
 }

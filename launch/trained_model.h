@@ -23,7 +23,8 @@ struct TrainedModel {
   model::SpeechLM lm{nullptr};
 };
 
-// Builds the model of `config`, loads the checkpoint's trained weights, switches to evaluation mode.
+// Builds the model of `config`, loads the checkpoint's trained weights (none when `folder` is empty: the
+// untrained model, as training starts), switches to evaluation mode.
 TrainedModel load_trained_model(const Config& config, const std::string& folder);
 
 }  // namespace vtb

@@ -22,6 +22,7 @@
 #include "dist/exit_codes.h"
 #include "model/torch_compat.h"
 #include "train/stop_signal.h"
+#include "train/pretrain_encoder.h"
 #include "train/training_state.h"
 
 namespace vtb::train {
@@ -41,12 +42,11 @@ model::SpeechLM build_speech_lm(const TrainSettings& s, const data::Tokenizer& t
   if (tok.vocab_size() > lm->llm->config().vocab)
     throw std::runtime_error("the tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the LLM's vocabulary is " +
                              std::to_string(lm->llm->config().vocab) + " (llm.vocab, or the model's embedding rows)");
+  if (!s.encoder_init.empty()) load_encoder_weights(lm, s.encoder_init);
   lm->freeze_llm_base();
   lm->train();
   return lm;
 }
-
-namespace {
 
 std::vector<data::LoaderSource> read_sources(const TrainSettings& s) {
   if (s.sources.empty()) throw std::runtime_error("no data sources: give at least one data.source");
@@ -64,6 +64,8 @@ std::vector<data::LoaderSource> read_sources(const TrainSettings& s) {
   }
   return out;
 }
+
+namespace {
 
 // Fault injection for the crash/resume tests (tests/e2e/resume_exact.sh), from the environment:
 //   VTB_FAULT_KILL_AFTER_STEP=N      every rank SIGKILLs itself after step N (a crash between checkpoints)

@@ -40,6 +40,7 @@ struct TrainSettings {
   optim::AdamWOptions adamw;
   model::SpeechLMConfig model;
   std::string llm_dir;  // Hugging Face folder of the frozen LLM; "" = a stand-in from the seed
+  std::string encoder_init;  // safetensors of a pretrained encoder to start from; "" = random
   std::string tokenizer, audio_piece = "<audio>";
   std::vector<SourceSettings> sources;
   data::MixMode mix = data::MixMode::PerBatch;
@@ -49,6 +50,9 @@ struct TrainSettings {
   bool skip_bad_lines = false;
   dist::BucketOptions buckets;
 };
+
+// The manifests of settings.sources, read with the data settings' policy; an empty source is an error.
+std::vector<data::LoaderSource> read_sources(const TrainSettings& settings);
 
 // The speech LM of `settings`: the same on every rank (seeded), LLM base frozen, in training mode.
 model::SpeechLM build_speech_lm(const TrainSettings& settings, const data::Tokenizer& tokenizer);

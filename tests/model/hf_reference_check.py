@@ -4,7 +4,10 @@ Llama forward pass (transformers' modeling_gemma.py / modeling_llama.py, written
 formulas in shared/reference/model-and-data.md §2), on small random models that this script writes in
 Hugging Face layout with its own safetensors writer: F32 and BF16 weights, single-file and sharded.
 
-usage: hf_reference_check.py VTB_BINARY WORK_DIR
+With a third argument, a Hugging Face folder that `vtb lm pretrain` wrote is checked the same way: its
+config.json and safetensors, read here by this script's own reader, must give the logits vtb computes.
+
+usage: hf_reference_check.py VTB_BINARY WORK_DIR [PRETRAINED_FOLDER]
 """
 import json
 import math
@@ -139,28 +142,55 @@ def reference_logits(c, W, ids, gemma):
     return x @ head.T
 
 
+def read_folder(folder):
+    """config.json and model.safetensors of a folder, read without vtb's code: (config dict, float64 weights)."""
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    raw = open(os.path.join(folder, "model.safetensors"), "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    W = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = e["data_offsets"]
+        assert e["dtype"] == "F32", e
+        W[name] = torch.from_numpy(np.frombuffer(raw[8 + n + begin: 8 + n + end], dtype=np.float32).copy()
+                                   ).reshape(e["shape"]).to(torch.float64)
+    c = {"hidden": cfg["hidden_size"], "heads": cfg["num_attention_heads"], "kv": cfg["num_key_value_heads"],
+         "head_dim": cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"]),
+         "layers": cfg["num_hidden_layers"], "eps": cfg["rms_norm_eps"], "theta": cfg.get("rope_theta", 10000.0),
+         "tied": "lm_head.weight" not in W}
+    return cfg, c, W
+
+
+def check(vtb, folder, c, W, ids, gemma, label):
+    expected = reference_logits(c, W, torch.tensor(ids), gemma).numpy()
+    out = os.path.join(folder, "logits.npy")
+    subprocess.run([vtb, "lm", "logits", "--model", folder, "--ids", ",".join(map(str, ids)), "--out", out], check=True)
+    got = np.load(out)
+    if got.shape != expected.shape or got.dtype != np.float32:
+        print(f"FAIL {label}: got {got.dtype} {got.shape}, expected float32 {expected.shape}")
+        return False
+    rel = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+    ok = rel <= TOLERANCE
+    print(f"{'ok  ' if ok else 'FAIL'} {label}: relative L2 error {rel:.2e} (limit {TOLERANCE:g}), logits {got.shape}")
+    return ok
+
+
 def main():
     vtb, work = sys.argv[1], sys.argv[2]
     failures = 0
     ids = [2, 5, 7, 100, 0, 42, 42, 13, 99, 1, 64]
+    if len(sys.argv) > 3:  # a folder vtb lm pretrain wrote
+        cfg, c, W = read_folder(sys.argv[3])
+        failures += not check(vtb, sys.argv[3], c, W, ids, cfg["model_type"] == "gemma",
+                              f"pretrained {cfg['model_type']} folder {sys.argv[3]}")
     for n, (family, dtype, sharded) in enumerate(
             [("gemma", "F32", False), ("gemma", "BF16", True), ("llama", "F32", True), ("llama", "BF16", False)]):
         folder = os.path.join(work, f"{family}-{dtype}-{'sharded' if sharded else 'single'}")
         c, W = make_model(folder, family, dtype, sharded, seed=n)
-        expected = reference_logits(c, W, torch.tensor(ids), family == "gemma").numpy()
-        out = os.path.join(folder, "logits.npy")
-        subprocess.run([vtb, "lm", "logits", "--model", folder, "--ids", ",".join(map(str, ids)), "--out", out],
-                       check=True)
-        got = np.load(out)
-        if got.shape != expected.shape or got.dtype != np.float32:
-            print(f"FAIL {folder}: got {got.dtype} {got.shape}, expected float32 {expected.shape}")
-            failures += 1
-            continue
-        rel = np.linalg.norm(got - expected) / np.linalg.norm(expected)
-        ok = rel <= TOLERANCE
-        failures += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {family:5s} {dtype:4s} {'sharded' if sharded else 'single '}: "
-              f"relative L2 error {rel:.2e} (limit {TOLERANCE:g}), logits {got.shape}")
+        failures += not check(vtb, folder, c, W, ids, family == "gemma",
+                              f"{family:5s} {dtype:4s} {'sharded' if sharded else 'single '}")
 
     # A folder whose weights do not fit its config: every offender named, non-zero exit.
     folder = os.path.join(work, "broken")

@@ -1,0 +1,118 @@
+#include "train/pretrain_encoder.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <set>
+
+#include "data/tokenizer.h"
+#include "model/safetensors.h"
+#include "model/speech_encoder.h"
+
+namespace vtb::train {
+
+PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretrainSettings& e) {
+  const auto start = std::chrono::steady_clock::now();
+  const TrainSettings& s = e.train;
+  const data::Tokenizer tok = data::Tokenizer::load(s.tokenizer, s.audio_piece);
+  TrainSettings asr_only = s;
+  asr_only.sources.clear();
+  for (const auto& src : s.sources)
+    if (src.kind == "asr") asr_only.sources.push_back(src);
+  if (asr_only.sources.empty()) throw std::runtime_error("encoder pretrain: no data.source of kind asr to learn from");
+  data::BatchLoader loader(read_sources(asr_only), tok, s.limits, s.mix, s.loader, comm.rank(), comm.size());
+
+  torch::manual_seed(static_cast<uint64_t>(s.seed));
+  model::SpeechEncoder encoder(s.model.encoder);
+  const int64_t blank = tok.vocab_size();
+  torch::nn::Linear head(s.model.encoder.conformer.d_model, blank + 1);
+  encoder->to(comm.device());
+  head->to(comm.device());
+  encoder->train();
+  dist::NamedTensors params;
+  std::vector<at::Tensor> tensors;
+  for (const auto& p : encoder->named_parameters()) params.emplace_back("encoder." + p.key(), p.value());
+  for (const auto& p : head->named_parameters()) params.emplace_back("ctc_head." + p.key(), p.value());
+  for (const auto& [name, p] : params) tensors.push_back(p);
+  dist::GradientBucketer bucketer(params, comm, s.buckets);
+  optim::AdamW optimizer(params, s.adamw);
+  const std::set<int64_t> not_transcript{tok.special().end_of_turn, tok.special().eos};
+
+  PretrainReport report;
+  double window = 0;
+  for (int64_t step = 1; step <= e.steps; ++step) {
+    const data::Batch b = loader.next();
+    // The transcript of example i (its answer tokens) belongs to audio segment i: ASR has one per example.
+    std::vector<int64_t> targets, target_lengths;
+    const at::Tensor ids = b.ids.contiguous(), mask = b.loss_mask.contiguous();
+    for (int64_t i = 0; i < ids.size(0); ++i) {
+      int64_t n = 0;
+      for (int64_t t = 0; t < b.lengths[i].item<int64_t>(); ++t) {
+        const int64_t id = ids[i][t].item<int64_t>();
+        if (mask[i][t].item<bool>() && !not_transcript.count(id)) targets.push_back(id), ++n;
+      }
+      target_lengths.push_back(n);
+    }
+    bucketer.prepare(true);
+    auto [frames, frame_lengths] = encoder(b.features.to(comm.device()), b.feature_lengths.to(comm.device()));
+    const at::Tensor log_probs = torch::log_softmax(head(frames), -1).transpose(0, 1);  // [T, N, C]
+    const at::Tensor loss = torch::ctc_loss(log_probs, torch::tensor(targets, torch::kLong).to(comm.device()),
+                                            frame_lengths.to(torch::kCPU), torch::tensor(target_lengths, torch::kLong),
+                                            blank, at::Reduction::Mean, /*zero_infinity=*/true);
+    loss.backward();
+    bucketer.finish();
+    optim::clip_grad_norm(tensors, s.clip);
+    optimizer.step(optim::warmup_cosine(step, e.lr, e.lr_min, e.warmup_steps, e.steps));
+    bucketer.zero_grad();
+
+    at::Tensor mean = loss.detach().to(torch::kDouble).reshape({1}).cpu();
+    comm.allreduce(mean, dist::ReduceOp::Avg);
+    window += mean.item<double>();
+    if (step % e.log_every == 0 || step == e.steps) {
+      const int64_t n = step % e.log_every == 0 ? e.log_every : step % e.log_every;
+      if (report.first_loss == 0) report.first_loss = window / static_cast<double>(n);
+      report.last_loss = window / static_cast<double>(n);
+      spdlog::info("encoder pretrain: step {}/{} CTC loss {:.4f}", step, e.steps, report.last_loss);
+      window = 0;
+    }
+  }
+  if (comm.rank() == 0) {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const auto& p : encoder->named_parameters()) out.emplace_back("encoder." + p.key(), p.value().detach().cpu());
+    for (const auto& p : encoder->named_buffers()) out.emplace_back("encoder." + p.key(), p.value().detach().cpu());
+    model::write_safetensors(e.out_file, out, {{"format", "pt"}, {"vtb", "encoder pretrained with CTC"}});
+  }
+  comm.barrier();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("encoder pretrain: CTC loss {:.4f} → {:.4f} in {:.0f} s; saved {}", report.first_loss, report.last_loss,
+               report.seconds, e.out_file);
+  return report;
+}
+
+void load_encoder_weights(model::SpeechLM& lm, const std::string& file) {
+  const auto f = model::SafetensorsFile::open(file);
+  std::vector<std::string> problems;
+  std::set<std::string> expected;
+  torch::NoGradGuard no_grad;
+  auto load = [&](const std::string& name, at::Tensor target) {
+    const std::string key = "encoder." + name;
+    expected.insert(key);
+    if (f->find(key) == nullptr) return problems.push_back("missing " + key);
+    const at::Tensor t = f->tensor(key);
+    if (t.sizes() != target.sizes())
+      return problems.push_back(key + " has shape " + c10::str(t.sizes()) + ", the model's is " + c10::str(target.sizes()));
+    target.copy_(t);
+  };
+  for (const auto& p : lm->encoder->named_parameters()) load(p.key(), p.value());
+  for (const auto& b : lm->encoder->named_buffers()) load(b.key(), b.value());
+  for (const auto& entry : f->header().tensors)
+    if (!expected.count(entry.name)) problems.push_back("unexpected " + entry.name);
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += "\n  " + p;
+    throw std::runtime_error("model.encoder " + file + " does not fit encoder.*:" + all);
+  }
+}
+
+}  // namespace vtb::train

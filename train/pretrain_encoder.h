@@ -1,0 +1,30 @@
+// `vtb encoder pretrain`: trains the FastConformer speech encoder alone with a CTC head on the ASR sources
+// and saves its weights (NeMo names, "encoder.*") as safetensors. It makes the stand-in for the pretrained
+// ASR encoder the paper starts from (Canary-1B's); joint SFT loads it with model.encoder=FILE and then
+// trains it fully, as the paper does.
+#pragma once
+
+#include <string>
+
+#include "train/pretrain_lm.h"
+#include "train/trainer.h"
+
+namespace vtb::train {
+
+struct EncoderPretrainSettings {
+  TrainSettings train;  // encoder shape, features, tokenizer, sources (only kind asr is used), batches, AdamW
+  std::string out_file;
+  int64_t steps = 600;
+  int64_t warmup_steps = 50;
+  int64_t log_every = 50;
+  double lr = 2e-3, lr_min = 1e-4;
+};
+
+// Collective. CTC over the tokenizer's pieces of each transcript (blank = one extra class).
+PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretrainSettings& settings);
+
+// Loads `file`'s "encoder.*" tensors into `lm`'s encoder; every missing, unexpected or mis-shaped tensor is
+// named in one error.
+void load_encoder_weights(model::SpeechLM& lm, const std::string& file);
+
+}  // namespace vtb::train
