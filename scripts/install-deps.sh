@@ -19,6 +19,8 @@ packages=(
   # data: tokenizer, audio, resampling, speech synthesis
   libsentencepiece-dev sentencepiece libsndfile1-dev libsoxr-dev espeak-ng libespeak-ng-dev
   python3-numpy
+  # a real one-node Slurm for the Slurm test (tests/slurm), and the quickstart's loss-curve picture
+  slurmctld slurmd slurm-client munge python3-matplotlib
 )
 
 missing=()
