@@ -36,6 +36,20 @@ std::vector<int64_t> parse_ids(const std::string& text) {
   return ids;
 }
 
+// --steps and --lr of the pretraining commands: warmup over a tenth of the steps (at most 50), cosine down
+// to lr / floor_divisor, clipping as train.clip.
+train::PretrainSchedule pretrain_schedule(const ParsedCommand& cmd, const train::TrainSettings& t, double floor_divisor) {
+  train::PretrainSchedule s;
+  s.steps = cmd.options["steps"].as<int64_t>();
+  if (s.steps < 1) throw ConfigError("--steps must be at least 1");
+  s.lr = cmd.options["lr"].as<double>();
+  s.lr_min = s.lr / floor_divisor;
+  s.warmup_steps = std::min<int64_t>(50, s.steps / 10);
+  s.log_every = std::max<int64_t>(1, std::min<int64_t>(50, s.steps / 10));
+  s.clip = t.clip;
+  return s;
+}
+
 }  // namespace
 
 int lm_logits_command(int argc, char** argv) {
@@ -105,16 +119,11 @@ int lm_pretrain_command(int argc, char** argv) {
                                           : std::vector<std::string>{"data/synth/lm_train.jsonl"};
   p.out_dir = cmd.options["out"].as<std::string>();
   p.seed = t.seed;
-  p.steps = cmd.options["steps"].as<int64_t>();
   p.batch = cmd.options["batch"].as<int64_t>();
-  p.lr = cmd.options["lr"].as<double>();
-  p.lr_min = p.lr / 30;
-  p.warmup_steps = std::min<int64_t>(50, p.steps / 10);
-  p.log_every = std::max<int64_t>(1, std::min<int64_t>(50, p.steps / 10));
-  p.clip = t.clip;
+  p.schedule = pretrain_schedule(cmd, t, 30);
   p.adamw = t.adamw;
   p.buckets = t.buckets;
-  if (p.steps < 1 || p.batch < 1) throw ConfigError("--steps and --batch must be at least 1");
+  if (p.batch < 1) throw ConfigError("--batch must be at least 1");
   train::pretrain_lm(*s.comm, p);
   return kExitOk;
 }
@@ -143,12 +152,7 @@ int encoder_pretrain_command(int argc, char** argv) {
   train::EncoderPretrainSettings e;
   e.train = read_train_settings(s.config);
   e.out_file = cmd.options["out"].as<std::string>();
-  e.steps = cmd.options["steps"].as<int64_t>();
-  e.lr = cmd.options["lr"].as<double>();
-  e.lr_min = e.lr / 20;
-  e.warmup_steps = std::min<int64_t>(50, e.steps / 10);
-  e.log_every = std::max<int64_t>(1, std::min<int64_t>(50, e.steps / 10));
-  if (e.steps < 1) throw ConfigError("--steps must be at least 1");
+  e.schedule = pretrain_schedule(cmd, e.train, 20);
   train::pretrain_encoder_ctc(*s.comm, e);
   return kExitOk;
 }

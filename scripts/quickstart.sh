@@ -84,7 +84,7 @@ fi
 echo
 echo "== 7. report $(elapsed)"
 build/launch/vtb ckpt export "$run/sft" --out "$run/export" --merged >/dev/null
-python3 scripts/report.py "$run"
+/usr/bin/python3 scripts/report.py "$run"  # Debian's python3, which has python3-matplotlib
 echo
 echo "exported (PEFT adapter, speech modules, merged LLM): $run/export"
 echo "quickstart finished $(elapsed)"

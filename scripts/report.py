@@ -12,7 +12,7 @@ import pathlib
 import sys
 
 MODELS = [  # folder under eval/ → row label
-    ("base", "base LLM, untrained speech modules"),
+    ("base", "before SFT: base LLM, pretrained encoder, untrained adapter"),
     ("sft", "joint SFT (speech + text)"),
     ("speech-only", "speech-only SFT (ablation)"),
 ]

@@ -31,17 +31,12 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
   head->to(comm.device());
   encoder->train();
   dist::NamedTensors params;
-  std::vector<at::Tensor> tensors;
   for (const auto& p : encoder->named_parameters()) params.emplace_back("encoder." + p.key(), p.value());
   for (const auto& p : head->named_parameters()) params.emplace_back("ctc_head." + p.key(), p.value());
-  for (const auto& [name, p] : params) tensors.push_back(p);
-  dist::GradientBucketer bucketer(params, comm, s.buckets);
-  optim::AdamW optimizer(params, s.adamw);
+  PretrainStepper stepper(comm, params, s.buckets, s.adamw, e.schedule, "encoder pretrain");
   const std::set<int64_t> not_transcript{tok.special().end_of_turn, tok.special().eos};
 
-  PretrainReport report;
-  double window = 0;
-  for (int64_t step = 1; step <= e.steps; ++step) {
+  for (int64_t step = 1; step <= e.schedule.steps; ++step) {
     const data::Batch b = loader.next();
     // The transcript of example i (its answer tokens) belongs to audio segment i: ASR has one per example.
     std::vector<int64_t> targets, target_lengths;
@@ -54,29 +49,16 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
       }
       target_lengths.push_back(n);
     }
-    bucketer.prepare(true);
+    stepper.before_backward();
     auto [frames, frame_lengths] = encoder(b.features.to(comm.device()), b.feature_lengths.to(comm.device()));
     const at::Tensor log_probs = torch::log_softmax(head(frames), -1).transpose(0, 1);  // [T, N, C]
     const at::Tensor loss = torch::ctc_loss(log_probs, torch::tensor(targets, torch::kLong).to(comm.device()),
                                             frame_lengths.to(torch::kCPU), torch::tensor(target_lengths, torch::kLong),
                                             blank, at::Reduction::Mean, /*zero_infinity=*/true);
     loss.backward();
-    bucketer.finish();
-    optim::clip_grad_norm(tensors, s.clip);
-    optimizer.step(optim::warmup_cosine(step, e.lr, e.lr_min, e.warmup_steps, e.steps));
-    bucketer.zero_grad();
-
-    at::Tensor mean = loss.detach().to(torch::kDouble).reshape({1}).cpu();
-    comm.allreduce(mean, dist::ReduceOp::Avg);
-    window += mean.item<double>();
-    if (step % e.log_every == 0 || step == e.steps) {
-      const int64_t n = step % e.log_every == 0 ? e.log_every : step % e.log_every;
-      if (report.first_loss == 0) report.first_loss = window / static_cast<double>(n);
-      report.last_loss = window / static_cast<double>(n);
-      spdlog::info("encoder pretrain: step {}/{} CTC loss {:.4f}", step, e.steps, report.last_loss);
-      window = 0;
-    }
+    stepper.after_backward(step, loss);
   }
+  PretrainReport report = stepper.report();
   if (comm.rank() == 0) {
     std::vector<std::pair<std::string, at::Tensor>> out;
     for (const auto& p : encoder->named_parameters()) out.emplace_back("encoder." + p.key(), p.value().detach().cpu());
@@ -85,7 +67,7 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
   }
   comm.barrier();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("encoder pretrain: CTC loss {:.4f} → {:.4f} in {:.0f} s; saved {}", report.first_loss, report.last_loss,
+  spdlog::info("encoder pretrain: loss {:.4f} → {:.4f} in {:.0f} s (CTC); saved {}", report.first_loss, report.last_loss,
                report.seconds, e.out_file);
   return report;
 }

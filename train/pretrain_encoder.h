@@ -14,10 +14,7 @@ namespace vtb::train {
 struct EncoderPretrainSettings {
   TrainSettings train;  // encoder shape, features, tokenizer, sources (only kind asr is used), batches, AdamW
   std::string out_file;
-  int64_t steps = 600;
-  int64_t warmup_steps = 50;
-  int64_t log_every = 50;
-  double lr = 2e-3, lr_min = 1e-4;
+  PretrainSchedule schedule;  // its clip is train.clip's
 };
 
 // Collective. CTC over the tokenizer's pieces of each transcript (blank = one extra class).

@@ -81,27 +81,20 @@ PretrainReport pretrain_lm(dist::Communicator& comm, const PretrainSettings& s) 
     throw std::runtime_error("lm pretrain: the tokenizer has " + std::to_string(tok.vocab_size()) +
                              " pieces but llm.vocab is " + std::to_string(s.llm.vocab));
   const std::vector<Document> docs = read_documents(s.corpora, tok);
-  PretrainReport report;
-  report.documents = static_cast<int64_t>(docs.size());
-  for (const auto& d : docs) report.tokens += static_cast<int64_t>(d.size());
+  int64_t tokens = 0;
+  for (const auto& d : docs) tokens += static_cast<int64_t>(d.size());
   spdlog::info("lm pretrain: {} documents, {} tokens; {} steps of {} documents on each of {} rank(s)", docs.size(),
-               report.tokens, s.steps, s.batch, comm.size());
+               tokens, s.schedule.steps, s.batch, comm.size());
 
   torch::manual_seed(static_cast<uint64_t>(s.seed));  // the same initial weights on every rank
   model::DecoderLM lm(s.llm);
   lm->to(comm.device());
   lm->train();
   dist::NamedTensors params;
-  std::vector<at::Tensor> tensors;
-  for (const auto& p : lm->named_parameters()) {
-    params.emplace_back(p.key(), p.value());
-    tensors.push_back(p.value());
-  }
-  dist::GradientBucketer bucketer(params, comm, s.buckets);
-  optim::AdamW optimizer(params, s.adamw);
+  for (const auto& p : lm->named_parameters()) params.emplace_back(p.key(), p.value());
+  PretrainStepper stepper(comm, params, s.buckets, s.adamw, s.schedule, "lm pretrain");
 
-  double window = 0;
-  for (int64_t step = 1; step <= s.steps; ++step) {
+  for (int64_t step = 1; step <= s.schedule.steps; ++step) {
     std::mt19937_64 rng(static_cast<uint64_t>(s.seed) * 1000003u + static_cast<uint64_t>(step) * 7919u +
                         static_cast<uint64_t>(comm.rank()));
     std::vector<size_t> pick(static_cast<size_t>(s.batch));
@@ -110,28 +103,17 @@ PretrainReport pretrain_lm(dist::Communicator& comm, const PretrainSettings& s) 
     input = input.to(comm.device());
     target = target.to(comm.device());
 
-    bucketer.prepare(true);
+    stepper.before_backward();
     const at::Tensor logits = lm->forward(input);
     const at::Tensor loss = torch::nn::functional::cross_entropy(
         logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), target.reshape({-1}),
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
     loss.backward();
-    bucketer.finish();
-    optim::clip_grad_norm(tensors, s.clip);
-    optimizer.step(optim::warmup_cosine(step, s.lr, s.lr_min, s.warmup_steps, s.steps));
-    bucketer.zero_grad();
-
-    at::Tensor mean = loss.detach().to(torch::kDouble).reshape({1}).cpu();
-    comm.allreduce(mean, dist::ReduceOp::Avg);  // over ranks, for the log
-    window += mean.item<double>();
-    if (step % s.log_every == 0 || step == s.steps) {
-      const int64_t n = step % s.log_every == 0 ? s.log_every : step % s.log_every;
-      if (report.first_loss == 0) report.first_loss = window / static_cast<double>(n);
-      report.last_loss = window / static_cast<double>(n);
-      spdlog::info("lm pretrain: step {}/{} loss {:.4f}", step, s.steps, report.last_loss);
-      window = 0;
-    }
+    stepper.after_backward(step, loss);
   }
+  PretrainReport report = stepper.report();
+  report.documents = static_cast<int64_t>(docs.size());
+  report.tokens = tokens;
   if (comm.rank() == 0) {
     lm->to(torch::kCPU);
     model::save_hf_decoder(lm, s.out_dir, /*merge_lora=*/false);

@@ -15,6 +15,7 @@
 #include "dist/gradient_bucketer.h"
 #include "model/decoder_config.h"
 #include "optim/adamw.h"
+#include "train/pretrain_step.h"
 
 namespace vtb::train {
 
@@ -24,21 +25,10 @@ struct PretrainSettings {
   std::vector<std::string> corpora;
   std::string out_dir;          // the Hugging Face folder written at the end (rank 0)
   int64_t seed = 1234;
-  int64_t steps = 600;
   int64_t batch = 32;           // documents per rank per step
-  int64_t warmup_steps = 50;
-  int64_t log_every = 50;
-  double lr = 3e-3, lr_min = 1e-4, clip = 1.0;
+  PretrainSchedule schedule;
   optim::AdamWOptions adamw;
   dist::BucketOptions buckets;
-};
-
-struct PretrainReport {
-  int64_t documents = 0;
-  int64_t tokens = 0;            // in the corpus
-  double first_loss = 0;         // mean over the first log_every steps
-  double last_loss = 0;          // mean over the last log_every steps
-  double seconds = 0;
 };
 
 // Collective. Document draws depend only on (seed, step, rank), so a run is reproducible.

@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*"; for f in ./*.log; do echo "---- $f"; tail -15 "$f"; do
 config=$src/configs/tiny.ini
 
 "$vtb" data synth --scale 0.5 >synth.log 2>&1 || fail "data synth"
-run2 lm pretrain --config "$config" --out base --steps 150 --batch 16 --lr 3e-3 --log.level=info >lm.log 2>&1 \
+run2 lm pretrain --config "$config" --out base --steps 500 --batch 16 --lr 3e-3 --log.level=info >lm.log 2>&1 \
   || fail "lm pretrain"
 read -r first _ last <<<"$(grep -oP 'lm pretrain: loss \K[0-9.]+ → [0-9.]+' lm.log)"
 /usr/bin/python3 -c "import sys; f, l = float('$first'), float('$last'); print(f'lm pretrain: loss {f} -> {l}'); sys.exit(0 if l < 0.5 * f else 1)" \
@@ -25,14 +25,14 @@ read -r first _ last <<<"$(grep -oP 'lm pretrain: loss \K[0-9.]+ → [0-9.]+' lm
   || fail "the pretrained folder does not reproduce under the independent HF implementation"
 grep "pretrained" hf.log
 
-run2 encoder pretrain --config "$config" --out encoder.safetensors --steps 200 --log.level=info >enc.log 2>&1 \
+run2 encoder pretrain --config "$config" --out encoder.safetensors --steps 800 --log.level=info >enc.log 2>&1 \
   || fail "encoder pretrain"
-read -r first _ last <<<"$(grep -oP 'encoder pretrain: CTC loss \K[0-9.]+ → [0-9.]+' enc.log)"
+read -r first _ last <<<"$(grep -oP 'encoder pretrain: loss \K[0-9.]+ → [0-9.]+' enc.log)"
 /usr/bin/python3 -c "import sys; f, l = float('$first'), float('$last'); print(f'encoder pretrain: CTC loss {f} -> {l}'); sys.exit(0 if l < 0.5 * f else 1)" \
   || fail "the encoder's CTC loss did not halve"
 
 common=(--config "$config" --model.llm=base --model.encoder=encoder.safetensors)
-run2 train "${common[@]}" --run.dir sft --train.max_steps=${VTB_TEST_SFT_STEPS:-300} --ckpt.every_steps=0 \
+run2 train "${common[@]}" --run.dir sft --train.max_steps=${VTB_TEST_SFT_STEPS:-800} --ckpt.every_steps=0 \
   --features.time_masks=2 --log.level=warn >sft.log 2>&1 || fail "joint SFT"
 for model in untrained trained; do
   if [[ $model == trained ]]; then which=(--ckpt sft); else which=("${common[@]}"); fi
