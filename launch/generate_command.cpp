@@ -131,7 +131,7 @@ int chat_command(int argc, char** argv) {
     }
     const std::string reply = answer(t, c, o);
     c.turns.push_back({data::Role::Assistant, {{false, reply, {}}}});
-    std::cout << (terminal ? "model> " : "") << reply << std::endl;
+    std::cout << "model> " << reply << std::endl;  // the prefix marks where each answer starts
   }
   return kExitOk;
 }

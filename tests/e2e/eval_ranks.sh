@@ -5,7 +5,7 @@ set -uo pipefail
 vtb=$1 src=$2 work=$3
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fail() { echo "FAIL: $*"; tail -20 ./*.log; exit 1; }
+fail() { echo "FAIL: $*"; tail -n 20 ./*.log; exit 1; }
 "$vtb" data synth --scale 0.1 >/dev/null || fail "data synth"
 mpirun -np 2 --oversubscribe --bind-to none "$vtb" train --config "$src/configs/tiny.ini" --run.dir run \
   --train.max_steps=10 --ckpt.every_steps=0 --log.level=warn >train.log 2>&1 || fail "training"
@@ -50,6 +50,6 @@ PY
 # vtb chat: each input line is a turn of one conversation; an unreadable audio file is reported and skipped.
 printf 'Transcribe the audio. <audio:data/synth/audio/asr/test/0.wav>\n<audio:/nonexistent.wav>\nAnd again?\n/reset\nHello\n' \
   | "$vtb" chat --ckpt run --max-new-tokens 4 >chat.txt 2>chat.log || fail "chat"
-[[ $(wc -l <chat.txt) -eq 3 ]] || fail "chat: expected 3 answers for 3 turns, got $(wc -l <chat.txt): $(cat chat.txt)"
+[[ $(grep -c '^model> ' chat.txt) -eq 3 ]] || fail "chat: expected 3 answers for 3 turns, got: $(cat chat.txt)"
 grep -q "/nonexistent.wav" chat.log || fail "chat did not report the unreadable audio file"
 echo "ok: 1 rank and 2 ranks agree (greedy and beam search); generate and chat answer mixed-modal prompts"

@@ -54,6 +54,10 @@ wait_until 120 "the job to requeue itself" bash -c "grep -q 'scontrol requeue' j
 # Released only once the first run has fully ended (PENDING, waiting for its begin time): releasing it while
 # it is still REQUEUED makes slurmctld start it on a revoked credential.
 wait_until 60 "the requeued job to be pending" bash -c "[[ \$(scontrol show job $job | grep -oP 'JobState=\K\S+') == PENDING ]]"
+# ...and once slurmd has torn down the first run's step: the rerun's step has the same id (JOB.0), and one
+# launched while the old slurmstepd still exits is aborted by Slurm. (Without the release below, Slurm's own
+# requeue delay of ~2 minutes keeps the two apart.)
+wait_until 60 "the first run's job step to end" bash -c "! pgrep -f 'slurmstepd: \\[$job\\.' >/dev/null"
 stopped_at=$(cat slurm/latest) || fail "no committed checkpoint after the signal"
 [[ $stopped_at != step_000000$steps ]] || fail "the run reached the end before the signal: make it longer"
 echo "checkpoint $stopped_at committed, job requeued"
