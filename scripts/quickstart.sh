@@ -55,9 +55,9 @@ echo "== 5. single-stage joint SFT on 2 MPI ranks: frozen base + LoRA, encoder a
 sft "$run/sft"
 build/launch/vtb ckpt verify "$run/sft"
 
-evaluate() {  # name, then --ckpt D or --config F
+evaluate() {  # name, then --ckpt D or --config F; $tasks picks the test splits
   local name=$1; shift
-  for task in asr ast sqa text; do
+  for task in ${tasks:-asr ast sqa text}; do
     run2 eval "$@" --model.llm="$run/base-llm" --model.encoder="$run/encoder.safetensors" --manifest "data/synth/${task}_test.jsonl" --kind $task \
       --out "$run/eval/$name/$task" --log.level=warn
   done
@@ -75,10 +75,7 @@ if ((ablation)); then
   config_used=$config config=$run/speech-only.ini
   sft "$run/speech-only"
   config=$config_used
-  for task in asr text; do
-    run2 eval --ckpt "$run/speech-only" --model.llm="$run/base-llm" --manifest "data/synth/${task}_test.jsonl" \
-      --kind $task --out "$run/eval/speech-only/$task" --log.level=warn
-  done
+  tasks="asr text" evaluate speech-only --ckpt "$run/speech-only"
 fi
 
 echo
