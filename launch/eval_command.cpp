@@ -41,8 +41,10 @@ int eval_command(int argc, char** argv) {
   for (const char* required : {"manifest", "kind"})
     if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
   const std::string config_file = cmd.options["config"].as<std::string>();
-  if (!cmd.options.count("ckpt") && config_file.empty())
-    throw ConfigError("give --ckpt (a trained checkpoint) or --config (the untrained model it describes)");
+  const bool has_ckpt = cmd.options.count("ckpt") > 0, has_config = !config_file.empty();
+  if (has_ckpt == has_config)
+    throw ConfigError("give exactly one of --ckpt (a trained checkpoint; its stored config is used) and --config (the "
+                      "untrained model the config describes)");
   // Untrained: the model the config describes, as training starts from it.
   const std::string folder = cmd.options.count("ckpt") ? resolve_checkpoint(cmd.options["ckpt"].as<std::string>()) : "";
   Session s = folder.empty() ? start_session(&argc, &argv, config_file, cmd.overrides)
