@@ -40,13 +40,13 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
     const data::Batch b = loader.next();
     // The transcript of example i (its answer tokens) belongs to audio segment i: ASR has one per example.
     std::vector<int64_t> targets, target_lengths;
-    const at::Tensor ids = b.ids.contiguous(), mask = b.loss_mask.contiguous();
+    const auto ids = b.ids.accessor<int64_t, 2>();  // the loader's CPU tensors, read without a tensor per token
+    const auto mask = b.loss_mask.accessor<bool, 2>();
+    const auto lengths = b.lengths.accessor<int64_t, 1>();
     for (int64_t i = 0; i < ids.size(0); ++i) {
       int64_t n = 0;
-      for (int64_t t = 0; t < b.lengths[i].item<int64_t>(); ++t) {
-        const int64_t id = ids[i][t].item<int64_t>();
-        if (mask[i][t].item<bool>() && !not_transcript.count(id)) targets.push_back(id), ++n;
-      }
+      for (int64_t t = 0; t < lengths[i]; ++t)
+        if (mask[i][t] && !not_transcript.count(ids[i][t])) targets.push_back(ids[i][t]), ++n;
       target_lengths.push_back(n);
     }
     stepper.before_backward();
