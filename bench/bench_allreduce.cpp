@@ -47,8 +47,10 @@ double median_seconds(int iters, const std::function<void()>& body) {
 
 std::string size_text(size_t bytes) {
   char buf[32];
-  if (bytes >= (1u << 20)) std::snprintf(buf, sizeof buf, "%zu MiB", bytes >> 20);
-  else std::snprintf(buf, sizeof buf, "%zu KiB", bytes >> 10);
+  if (bytes >= (1u << 20))
+    std::snprintf(buf, sizeof buf, "%zu MiB", bytes >> 20);
+  else
+    std::snprintf(buf, sizeof buf, "%zu KiB", bytes >> 10);
   return buf;
 }
 
@@ -163,15 +165,20 @@ int main(int argc, char** argv) {
   size_t max_mib = 256;
   int layers = 24, width = 1024, reps = 11;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--max-mib")) max_mib = std::stoul(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--layers")) layers = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--width")) width = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::stoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--max-mib"))
+      max_mib = std::stoul(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--layers"))
+      layers = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--width"))
+      width = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = std::stoi(argv[i + 1]);
   }
   torch::set_num_threads(dist::default_intra_op_threads());
   {
     auto comm = dist::make_communicator("cpu", {600});
-    if (w.rank == 0) std::printf("%d rank(s), %d intra-op thread(s) per rank, float32\n", w.size, torch::get_num_threads());
+    if (w.rank == 0)
+      std::printf("%d rank(s), %d intra-op thread(s) per rank, float32\n", w.size, torch::get_num_threads());
     part1(*comm, max_mib << 20);
     part2(*comm, layers, width, reps);
   }

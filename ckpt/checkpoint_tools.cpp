@@ -28,14 +28,12 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
     Hdf5Reader r(file);
     out << file << "\n";
     if (r.exists("/train")) {
-      for (const char* key : {"step", "world_size"})
-        try {
+      for (const char* key : {"step", "world_size"}) try {
           const int64_t v = r.int_attribute("/train", key);
           out << "  /train@" << key << " = " << v << "\n";
         } catch (const Hdf5Error&) {  // not every file has every attribute
         }
-      for (const char* key : {"llm", "llm_hash", "libtorch", "sampler_state"})
-        try {
+      for (const char* key : {"llm", "llm_hash", "libtorch", "sampler_state"}) try {
           const std::string v = r.string_attribute("/train", key);
           out << "  /train@" << key << " = " << v << "\n";
         } catch (const Hdf5Error&) {
@@ -70,7 +68,8 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
   }
   for (int64_t r = 0; r < world; ++r)
     if (!fs::exists(fs::path(folder) / ("rank_" + std::to_string(r) + ".h5")))
-      problems.push_back(folder + ": rank_" + std::to_string(r) + ".h5 is missing (world size " + std::to_string(world) + ")");
+      problems.push_back(folder + ": rank_" + std::to_string(r) + ".h5 is missing (world size " +
+                         std::to_string(world) + ")");
   for (const auto& file : files_of(folder)) {
     try {
       Hdf5Reader reader(file);

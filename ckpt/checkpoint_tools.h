@@ -16,7 +16,7 @@ std::vector<std::string> verify_checkpoint(const std::string& folder);
 
 struct TensorDiff {
   std::string name;
-  double max_abs = 0;   // -1: shapes differ
+  double max_abs = 0;  // -1: shapes differ
 };
 
 // Per-tensor max |a − b| over the datasets of state.h5 both hold; names only in one go to only_a/only_b.

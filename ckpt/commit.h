@@ -1,4 +1,4 @@
-// Checkpoint folders and their commit protocol (DESIGN §6).
+// Checkpoint folders and their commit protocol (docs/design.md §6).
 //
 // Note [Checkpoint commit]: a checkpoint is either committed whole or not at all.
 //  1. Rank 0 clears any stale step_N.tmp/ left by a killed job and creates it; barrier.

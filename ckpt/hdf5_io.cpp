@@ -29,21 +29,31 @@ struct Handle {  // closes an HDF5 id with the right function
 
 hid_t file_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return H5T_IEEE_F32LE;
-    case at::kDouble: return H5T_IEEE_F64LE;
-    case at::kLong: return H5T_STD_I64LE;
-    case at::kBFloat16: return H5T_STD_U16LE;
-    default: throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
+    case at::kFloat:
+      return H5T_IEEE_F32LE;
+    case at::kDouble:
+      return H5T_IEEE_F64LE;
+    case at::kLong:
+      return H5T_STD_I64LE;
+    case at::kBFloat16:
+      return H5T_STD_U16LE;
+    default:
+      throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
   }
 }
 
 hid_t memory_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return H5T_NATIVE_FLOAT;
-    case at::kDouble: return H5T_NATIVE_DOUBLE;
-    case at::kLong: return H5T_NATIVE_INT64;
-    case at::kBFloat16: return H5T_NATIVE_UINT16;
-    default: throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
+    case at::kFloat:
+      return H5T_NATIVE_FLOAT;
+    case at::kDouble:
+      return H5T_NATIVE_DOUBLE;
+    case at::kLong:
+      return H5T_NATIVE_INT64;
+    case at::kBFloat16:
+      return H5T_NATIVE_UINT16;
+    default:
+      throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
   }
 }
 
@@ -53,8 +63,8 @@ hid_t open_object(hid_t file, const std::string& path, const std::string& name) 
   return id;
 }
 
-void write_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& key,
-                     hid_t type, const void* value) {
+void write_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& key, hid_t type,
+                     const void* value) {
   if (H5Lexists(file, object.c_str(), H5P_DEFAULT) <= 0 && object != "/") {
     Handle lcpl{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
     H5Pset_create_intermediate_group(lcpl.id, 1);
@@ -92,8 +102,9 @@ void Hdf5Writer::close() {
 void Hdf5Writer::write(const std::string& name, const at::Tensor& tensor) {
   at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
   std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-  Handle space{dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-               H5Sclose};
+  Handle space{
+      dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+      H5Sclose};
   Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
   if (!dims.empty()) {
     // Chunks of at most ~16 MiB along the first dimension; fletcher32 needs a chunked layout.
@@ -183,11 +194,16 @@ at::Tensor Hdf5Reader::read(const std::string& name) const {
   Handle type{H5Dget_type(ds.id), H5Tclose};
   at::ScalarType st;
   const bool bf16 = H5Aexists(ds.id, "dtype") > 0;
-  if (H5Tequal(type.id, H5T_IEEE_F32LE) > 0) st = at::kFloat;
-  else if (H5Tequal(type.id, H5T_IEEE_F64LE) > 0) st = at::kDouble;
-  else if (H5Tequal(type.id, H5T_STD_I64LE) > 0) st = at::kLong;
-  else if (H5Tequal(type.id, H5T_STD_U16LE) > 0 && bf16) st = at::kBFloat16;
-  else fail(path_, "dataset '" + name + "' has a type vtb does not store");
+  if (H5Tequal(type.id, H5T_IEEE_F32LE) > 0)
+    st = at::kFloat;
+  else if (H5Tequal(type.id, H5T_IEEE_F64LE) > 0)
+    st = at::kDouble;
+  else if (H5Tequal(type.id, H5T_STD_I64LE) > 0)
+    st = at::kLong;
+  else if (H5Tequal(type.id, H5T_STD_U16LE) > 0 && bf16)
+    st = at::kBFloat16;
+  else
+    fail(path_, "dataset '" + name + "' has a type vtb does not store");
   at::Tensor t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(st));
   if (t.numel() > 0 && H5Dread(ds.id, memory_type(st), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
     fail(path_, "dataset '" + name + "' is corrupt (fletcher32 checksum or read error)");
@@ -216,7 +232,8 @@ T numeric_attribute(hid_t file, const std::string& path, const std::string& obje
   Handle obj{open_object(file, path, object), H5Oclose};
   Handle attr{H5Aopen(obj.id, key.c_str(), H5P_DEFAULT), H5Aclose};
   T v{};
-  if (attr.id < 0 || H5Aread(attr.id, type, &v) < 0) fail(path, std::string("no ") + kind + " attribute " + object + "@" + key);
+  if (attr.id < 0 || H5Aread(attr.id, type, &v) < 0)
+    fail(path, std::string("no ") + kind + " attribute " + object + "@" + key);
   return v;
 }
 

@@ -1,4 +1,4 @@
-// Tensors and attributes in HDF5 files, as checkpoints store them (DESIGN §6): every dataset chunked with
+// Tensors and attributes in HDF5 files, as checkpoints store them (docs/design.md §6): every dataset chunked with
 // the fletcher32 checksum filter, so a flipped byte fails the read of that dataset; bfloat16 (which HDF5
 // lacks) stored as uint16 with a "dtype" attribute. Readable by h5dump and h5py.
 #pragma once

@@ -48,11 +48,13 @@ std::vector<float> load_audio(const std::string& path, double offset_s, double d
     count = std::min(count, wanted);
   }
   if (count <= 0) throw AudioError(path + ": no audio samples in the requested slice");
-  if (first > 0 && sf_seek(f.get(), first, SEEK_SET) < 0) throw AudioError(path + ": cannot seek: " + sf_strerror(f.get()));
+  if (first > 0 && sf_seek(f.get(), first, SEEK_SET) < 0)
+    throw AudioError(path + ": cannot seek: " + sf_strerror(f.get()));
 
   std::vector<float> interleaved(static_cast<size_t>(count) * info.channels);
   const sf_count_t got = sf_readf_float(f.get(), interleaved.data(), count);
-  if (got < count) throw AudioError(path + ": truncated: read " + std::to_string(got) + " of " + std::to_string(count) + " frames");
+  if (got < count)
+    throw AudioError(path + ": truncated: read " + std::to_string(got) + " of " + std::to_string(count) + " frames");
   std::vector<float> mono(static_cast<size_t>(count));
   for (sf_count_t i = 0; i < count; ++i) {
     float sum = 0;

@@ -11,7 +11,8 @@
 namespace vtb::data {
 
 ExampleCost BatchLoader::cost(const Conversation& c, size_t text_tokens) {
-  return ExampleCost{c.audio_seconds(), static_cast<int64_t>(text_tokens) + static_cast<int64_t>(c.audio_seconds() * 12.5)};
+  return ExampleCost{c.audio_seconds(),
+                     static_cast<int64_t>(text_tokens) + static_cast<int64_t>(c.audio_seconds() * 12.5)};
 }
 
 BatchLoader::BatchLoader(std::vector<LoaderSource> sources, const Tokenizer& tokenizer, BatchLimits limits,

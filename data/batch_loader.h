@@ -35,7 +35,7 @@ struct Batch {
   at::Tensor feature_lengths;   // [N]
   double audio_seconds = 0;
   int64_t answer_tokens = 0;
-  int64_t skipped = 0;          // examples dropped because their audio could not be read (skip policy)
+  int64_t skipped = 0;  // examples dropped because their audio could not be read (skip policy)
 };
 
 // Stacks [n_mels, frames_i] features into zero-padded [N, n_mels, max frames] and their lengths [N].
@@ -45,7 +45,7 @@ std::pair<at::Tensor, at::Tensor> pad_features(const std::vector<at::Tensor>& fe
 struct LoaderOptions {
   FeatureConfig features;
   SpecAugmentConfig spec_augment;
-  bool training = true;     // dither and SpecAugment
+  bool training = true;  // dither and SpecAugment
   bool skip_bad_audio = false;
   int workers = 2;
   int queue_depth = 4;
@@ -65,7 +65,7 @@ class BatchLoader {
   ~BatchLoader();
 
   Batch next();
-  SamplerState state() const;             // after the last batch next() returned
+  SamplerState state() const;               // after the last batch next() returned
   void restore(const SamplerState& state);  // before the first next()
 
   // Sequence cost the sampler uses: text tokens + audio frames at 12.5 per second.
@@ -86,7 +86,7 @@ class BatchLoader {
   std::condition_variable cv_;
   std::map<int64_t, std::pair<Batch, SamplerState>> ready_;
   std::map<int64_t, std::exception_ptr> failed_;
-  int64_t next_step_ = 0;   // the step next() returns
+  int64_t next_step_ = 0;  // the step next() returns
   int64_t in_flight_ = 0;
   SamplerState returned_state_;
   bool stopping_ = false;

@@ -1,4 +1,4 @@
-// The one shape every example takes (DESIGN §3): turns of user/assistant, each a list of text and audio
+// The one shape every example takes (docs/design.md §3): turns of user/assistant, each a list of text and audio
 // segments, so audio can sit anywhere, several times, in any turn.
 #pragma once
 

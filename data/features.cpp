@@ -13,7 +13,9 @@ constexpr double kMinLogHz = 1000.0, kMinLogMel = 15.0, kLinearStep = 200.0 / 3;
 const double kLogStep = std::log(6.4) / 27.0;
 
 double hz_to_mel(double f) { return f < kMinLogHz ? f / kLinearStep : kMinLogMel + std::log(f / kMinLogHz) / kLogStep; }
-double mel_to_hz(double m) { return m < kMinLogMel ? m * kLinearStep : kMinLogHz * std::exp((m - kMinLogMel) * kLogStep); }
+double mel_to_hz(double m) {
+  return m < kMinLogMel ? m * kLinearStep : kMinLogHz * std::exp((m - kMinLogMel) * kLogStep);
+}
 
 }  // namespace
 
@@ -34,7 +36,7 @@ at::Tensor slaney_mel_filterbank(int n_freqs, double fmin, double fmax, int n_me
   at::Tensor edges = at::empty({n_mels + 2}, f64);
   for (int i = 0; i < n_mels + 2; ++i) edges[i] = mel_to_hz(mels[i].item<double>());
   at::Tensor width = edges.slice(0, 1) - edges.slice(0, 0, -1);  // [n_mels+1]
-  at::Tensor slopes = edges.unsqueeze(0) - freqs.unsqueeze(1);    // [n_freqs, n_mels+2]
+  at::Tensor slopes = edges.unsqueeze(0) - freqs.unsqueeze(1);   // [n_freqs, n_mels+2]
   at::Tensor down = -slopes.slice(1, 0, n_mels) / width.slice(0, 0, n_mels);
   at::Tensor up = slopes.slice(1, 2) / width.slice(0, 1);
   at::Tensor fb = at::clamp_min(at::minimum(down, up), 0.0);
@@ -47,8 +49,8 @@ LogMelExtractor::LogMelExtractor(FeatureConfig config) : config_(std::move(confi
   at::Tensor hann = at::hann_window(config_.win_length, /*periodic=*/false, at::TensorOptions().dtype(at::kFloat));
   const int left = (config_.n_fft - config_.win_length) / 2;
   window_ = at::constant_pad_nd(hann, {left, config_.n_fft - config_.win_length - left});
-  filterbank_ = slaney_mel_filterbank(config_.n_fft / 2 + 1, config_.fmin, config_.fmax, config_.n_mels,
-                                      config_.sample_rate);
+  filterbank_ =
+      slaney_mel_filterbank(config_.n_fft / 2 + 1, config_.fmin, config_.fmax, config_.n_mels, config_.sample_rate);
 }
 
 at::Tensor LogMelExtractor::compute(const std::vector<float>& samples, std::mt19937_64* rng) const {
@@ -56,8 +58,8 @@ at::Tensor LogMelExtractor::compute(const std::vector<float>& samples, std::mt19
   const int pad = config_.n_fft / 2;
   if (L == 0) throw std::invalid_argument("features: empty audio");
   if (config_.pad_mode == "reflect" && L <= pad)
-    throw std::invalid_argument("features: " + std::to_string(L) + " samples are too short for reflect padding (need > " +
-                                std::to_string(pad) + ")");
+    throw std::invalid_argument("features: " + std::to_string(L) +
+                                " samples are too short for reflect padding (need > " + std::to_string(pad) + ")");
   at::Tensor x = at::from_blob(const_cast<float*>(samples.data()), {L}, at::kFloat).clone();
   if (rng != nullptr && config_.dither > 0) {
     std::normal_distribution<float> normal(0.f, 1.f);
@@ -68,10 +70,10 @@ at::Tensor LogMelExtractor::compute(const std::vector<float>& samples, std::mt19
   x = at::cat({x.slice(0, 0, 1), x.slice(0, 1) - config_.preemph * x.slice(0, 0, -1)});
   // Centre padding done here (not by stft) so the pad mode is explicit on every LibTorch version.
   at::Tensor padded = config_.pad_mode == "reflect" ? at::reflection_pad1d(x.view({1, 1, L}), {pad, pad}).view({-1})
-                                                     : at::constant_pad_nd(x, {pad, pad});
+                                                    : at::constant_pad_nd(x, {pad, pad});
   at::Tensor spec = at::stft(padded, config_.n_fft, config_.hop, config_.n_fft, window_, /*center=*/false, "reflect",
                              /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
-  at::Tensor power = at::abs(spec).pow(2);                                             // [n_freqs, frames]
+  at::Tensor power = at::abs(spec).pow(2);                                              // [n_freqs, frames]
   at::Tensor logmel = at::log(at::matmul(filterbank_.t(), power) + config_.log_guard);  // [n_mels, frames]
 
   const int64_t valid = std::min<int64_t>(config_.frames(L), logmel.size(1));

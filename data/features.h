@@ -1,4 +1,4 @@
-// Log-mel features exactly as DESIGN §2 (NeMo's FilterbankFeatures for Canary-1B): 16 kHz, dither (training
+// Log-mel features exactly as docs/design.md §2 (NeMo's FilterbankFeatures for Canary-1B): 16 kHz, dither (training
 // only), pre-emphasis 0.97, STFT (n_fft 512, symmetric Hann 400, hop 160, centred), power spectrum,
 // Slaney mel filterbank, log(x + 2^-24), per-utterance per-bin normalisation over valid frames.
 #pragma once
@@ -21,7 +21,7 @@ struct FeatureConfig {
   double fmin = 0;
   double fmax = 8000;
   double preemph = 0.97;
-  double dither = 1e-5;             // training only
+  double dither = 1e-5;  // training only
   double log_guard = 1.0 / (1 << 24);
   // STFT centre padding: "reflect" (what released FastConformer checkpoints were trained with) or
   // "constant" (NeMo since July 2025).

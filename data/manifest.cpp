@@ -1,10 +1,10 @@
 #include "data/manifest.h"
 
+#include <spdlog/spdlog.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 namespace vtb::data {
 namespace {
@@ -82,7 +82,7 @@ bool parse_manifest_line(const std::string& line, const std::string& folder, con
                          Conversation& out) {
   json j;
   try {
-    j = json::parse(line);  // rejects invalid UTF-8 too
+    j = json::parse(line);              // rejects invalid UTF-8 too
   } catch (const json::exception& e) {  // parse errors, invalid UTF-8, number overflow (found by the fuzzer)
     throw ManifestError(std::string("invalid JSON: ") + e.what());
   }
@@ -93,8 +93,10 @@ bool parse_manifest_line(const std::string& line, const std::string& folder, con
     const AudioRef audio = audio_ref(j, folder, o);
     if (audio.duration < o.min_duration || audio.duration > o.max_duration) return false;
     std::string prompt = o.default_prompt;
-    if (j.contains("context")) prompt = string_field(j, "context");
-    else if (j.contains("question")) prompt = string_field(j, "question");
+    if (j.contains("context"))
+      prompt = string_field(j, "context");
+    else if (j.contains("question"))
+      prompt = string_field(j, "question");
     Turn user{Role::User, {}};
     if (!prompt.empty()) user.segments.push_back(Segment{false, prompt, {}});
     user.segments.push_back(Segment{true, {}, audio});
@@ -171,8 +173,8 @@ Manifest read_manifest(const std::string& path, const ManifestOptions& o) {
   }
   std::string skipped;
   for (const auto& [reason, n] : m.stats.skipped) skipped += fmt::format(", {} skipped ({})", n, reason);
-  spdlog::info("{}: {} lines, {} kept, {} outside [{:g}, {:g}] s{}", path, m.stats.lines, m.stats.kept, m.stats.filtered,
-               o.min_duration, o.max_duration, skipped);
+  spdlog::info("{}: {} lines, {} kept, {} outside [{:g}, {:g}] s{}", path, m.stats.lines, m.stats.kept,
+               m.stats.filtered, o.min_duration, o.max_duration, skipped);
   return m;
 }
 

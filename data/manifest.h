@@ -1,4 +1,4 @@
-// NeMo-style JSONL manifests (DESIGN §4) parsed into Conversations, with a policy for bad lines.
+// NeMo-style JSONL manifests (docs/design.md §4) parsed into Conversations, with a policy for bad lines.
 //
 //   speech (asr, ast, sqa): {"audio_filepath", "duration", "offset"?, "context"|"question"?, "answer", "lang"?}
 //   text:                   {"conversations": [{"from": "User"|"Assistant", "value": ...}, ...]}
@@ -21,9 +21,9 @@ SourceKind parse_source_kind(const std::string& kind);  // asr | ast | sqa | spe
 
 struct ManifestOptions {
   SourceKind kind = SourceKind::Speech;
-  std::string default_prompt;  // speech lines without context/question
+  std::string default_prompt;   // speech lines without context/question
   bool skip_bad_lines = false;  // data.on_error = skip (count and go on) | fail (error naming file:line)
-  double min_duration = 0.1;   // speech examples outside [min, max] seconds are filtered (counted)
+  double min_duration = 0.1;    // speech examples outside [min, max] seconds are filtered (counted)
   double max_duration = 40;
   bool check_audio_exists = true;
 };
@@ -36,7 +36,7 @@ struct ManifestError : std::runtime_error {
 struct ManifestStats {
   int64_t lines = 0;
   int64_t kept = 0;
-  int64_t filtered = 0;                   // duration filter
+  int64_t filtered = 0;                    // duration filter
   std::map<std::string, int64_t> skipped;  // reason → lines (skip policy)
 };
 

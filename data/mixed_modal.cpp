@@ -16,7 +16,8 @@ std::vector<std::string> split_sentences(const std::string& text) {
   std::vector<std::string> out;
   size_t start = 0;
   for (size_t i = 0; i < text.size(); ++i) {
-    const bool end = (text[i] == '.' || text[i] == '!' || text[i] == '?') && (i + 1 == text.size() || text[i + 1] == ' ');
+    const bool end =
+        (text[i] == '.' || text[i] == '!' || text[i] == '?') && (i + 1 == text.size() || text[i + 1] == ' ');
     if (!end) continue;
     out.push_back(text.substr(start, i + 1 - start));
     start = i + 1;
@@ -71,8 +72,10 @@ MixgenReport make_mixed_modal(const MixgenOptions& o) {
         turns.push_back({{"from", c.turns[t].role == Role::User ? "User" : "Assistant"},
                          {"value", t == turn ? before + "<audio>" + after : text}});
       }
-      json audio = {{"audio_filepath", fs::relative(file, o.out_dir).string()}, {"duration", duration},
-                    {"spoken", spoken}, {"voice", voice.name}};
+      json audio = {{"audio_filepath", fs::relative(file, o.out_dir).string()},
+                    {"duration", duration},
+                    {"spoken", spoken},
+                    {"voice", voice.name}};
       out << json{{"conversations", turns}, {"audios", json::array({audio})}, {"source", c.origin}}.dump() << "\n";
       ++report.examples;
     }

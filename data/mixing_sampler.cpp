@@ -33,7 +33,8 @@ uint64_t mix_hash(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
 std::string SamplerState::serialize() const {
   std::ostringstream out;
   out << "v1 " << step << ' ' << sources.size();
-  for (const auto& s : sources) out << ' ' << s.epoch << ' ' << s.chunk << ' ' << s.batch << ' ' << s.position << ' ' << s.consumed;
+  for (const auto& s : sources)
+    out << ' ' << s.epoch << ' ' << s.chunk << ' ' << s.batch << ' ' << s.position << ' ' << s.consumed;
   return out.str();
 }
 
@@ -42,7 +43,8 @@ SamplerState SamplerState::deserialize(const std::string& text) {
   std::string version;
   size_t n = 0;
   SamplerState s;
-  if (!(in >> version >> s.step >> n) || version != "v1") throw std::invalid_argument("sampler state: bad header in '" + text + "'");
+  if (!(in >> version >> s.step >> n) || version != "v1")
+    throw std::invalid_argument("sampler state: bad header in '" + text + "'");
   s.sources.resize(n);
   for (auto& c : s.sources)
     if (!(in >> c.epoch >> c.chunk >> c.batch >> c.position >> c.consumed))
@@ -69,8 +71,8 @@ MixingSampler::MixingSampler(std::vector<SamplerSource> sources, BatchLimits lim
 
 void MixingSampler::restore(const SamplerState& state) {
   if (state.sources.size() != sources_.size())
-    throw std::invalid_argument("sampler state has " + std::to_string(state.sources.size()) + " sources, the data has " +
-                                std::to_string(sources_.size()));
+    throw std::invalid_argument("sampler state has " + std::to_string(state.sources.size()) +
+                                " sources, the data has " + std::to_string(sources_.size()));
   state_ = state;
 }
 
@@ -105,16 +107,18 @@ const std::vector<std::vector<size_t>>& MixingSampler::chunk_batches(size_t sour
   const auto& costs = sources_[source].costs;
   if (limits_.bucket_window > 0)
     std::stable_sort(chunk.begin(), chunk.end(), [&](size_t a, size_t b) {
-      return costs[a].seconds != costs[b].seconds ? costs[a].seconds < costs[b].seconds : costs[a].tokens < costs[b].tokens;
+      return costs[a].seconds != costs[b].seconds ? costs[a].seconds < costs[b].seconds
+                                                  : costs[a].tokens < costs[b].tokens;
     });
   c.batches.clear();
   double seconds = 0;
   int64_t tokens = 0;
   for (size_t i : chunk) {
-    const bool full = !c.batches.empty() && !c.batches.back().empty() &&
-                      ((limits_.max_seconds > 0 && seconds + costs[i].seconds > limits_.max_seconds) ||
-                       (limits_.max_tokens > 0 && tokens + costs[i].tokens > limits_.max_tokens) ||
-                       (limits_.max_examples > 0 && static_cast<int64_t>(c.batches.back().size()) >= limits_.max_examples));
+    const bool full =
+        !c.batches.empty() && !c.batches.back().empty() &&
+        ((limits_.max_seconds > 0 && seconds + costs[i].seconds > limits_.max_seconds) ||
+         (limits_.max_tokens > 0 && tokens + costs[i].tokens > limits_.max_tokens) ||
+         (limits_.max_examples > 0 && static_cast<int64_t>(c.batches.back().size()) >= limits_.max_examples));
     if (c.batches.empty() || full) {
       c.batches.emplace_back();
       seconds = 0;
@@ -127,7 +131,8 @@ const std::vector<std::vector<size_t>>& MixingSampler::chunk_batches(size_t sour
   // Batches of one chunk come in a seeded random order, so long and short batches interleave.
   std::vector<size_t> order(c.batches.size());
   std::iota(order.begin(), order.end(), 0);
-  shuffle(order, mix_hash(seed_, kOrder, source, mix_hash(static_cast<uint64_t>(cur.epoch), static_cast<uint64_t>(cur.chunk))));
+  shuffle(order, mix_hash(seed_, kOrder, source,
+                          mix_hash(static_cast<uint64_t>(cur.epoch), static_cast<uint64_t>(cur.chunk))));
   std::vector<std::vector<size_t>> shuffled;
   for (size_t o : order) shuffled.push_back(std::move(c.batches[o]));
   c.batches = std::move(shuffled);

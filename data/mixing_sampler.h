@@ -1,4 +1,4 @@
-// The mixing sampler (DESIGN §4): which examples form each batch, from a weighted mix of sources.
+// The mixing sampler (docs/design.md §4): which examples form each batch, from a weighted mix of sources.
 //
 // Note [Sampler determinism]: everything random is a pure function of (seed, source, epoch, chunk, step)
 // through a counter-based hash, so the whole state is a few integers per source, and a restored state
@@ -32,9 +32,9 @@ struct SamplerSource {
 };
 
 struct BatchLimits {
-  double max_seconds = 0;    // 0 = unbounded
-  int64_t max_tokens = 0;    // 0 = unbounded
-  int64_t max_examples = 0;  // 0 = unbounded
+  double max_seconds = 0;       // 0 = unbounded
+  int64_t max_tokens = 0;       // 0 = unbounded
+  int64_t max_examples = 0;     // 0 = unbounded
   int64_t bucket_window = 512;  // examples per length-bucketing chunk; 0 = no sorting
 };
 
@@ -63,7 +63,8 @@ struct SampledBatch {
 
 class MixingSampler {
  public:
-  MixingSampler(std::vector<SamplerSource> sources, BatchLimits limits, MixMode mode, uint64_t seed, int rank, int world);
+  MixingSampler(std::vector<SamplerSource> sources, BatchLimits limits, MixMode mode, uint64_t seed, int rank,
+                int world);
 
   SampledBatch next();
   const SamplerState& state() const { return state_; }

@@ -1,4 +1,4 @@
-// The Gemma chat template (DESIGN §3) turning a Conversation into token ids, the answer-only loss mask and
+// The Gemma chat template (docs/design.md §3) turning a Conversation into token ids, the answer-only loss mask and
 // the audio segments in placeholder order:
 //
 //   <bos><start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n{answer}<end_of_turn>\n … <eos>

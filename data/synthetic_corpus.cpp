@@ -21,9 +21,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<std::string> kDigits{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"};
-const std::vector<std::string> kNumbers{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                                        "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
-                                        "seventeen", "eighteen"};
+const std::vector<std::string> kNumbers{"zero",     "one",     "two",     "three",     "four",    "five",   "six",
+                                        "seven",    "eight",   "nine",    "ten",       "eleven",  "twelve", "thirteen",
+                                        "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"};
 
 struct Item {
   std::string spoken;       // what the voice says ("" for text SFT)
@@ -54,7 +54,8 @@ json lm_documents(const std::vector<Item>& asr, const std::vector<Item>& ast, co
     docs.push_back(chat("Translate into German: " + i.source_text, i.line["answer"]));
     docs.push_back(chat("Repeat this sentence: " + i.source_text, i.source_text));
   }
-  for (const auto& i : sqa) docs.push_back(chat(i.source_text + " " + i.line["question"].get<std::string>(), i.line["answer"]));
+  for (const auto& i : sqa)
+    docs.push_back(chat(i.source_text + " " + i.line["question"].get<std::string>(), i.line["answer"]));
   for (const auto& i : text) docs.push_back(i.line);
   return docs;
 }
@@ -74,13 +75,15 @@ std::vector<std::vector<size_t>> combinations(const std::vector<size_t>& sizes) 
   return out;
 }
 
+using Split = std::pair<std::vector<Item>, std::vector<Item>>;  // (train, test)
+
 // Splits shuffled combinations: the first `test` for testing (never trained on), then `train` drawn
 // with repetition allowed only if the pool is smaller than asked.
 template <typename Make>
-std::pair<std::vector<Item>, std::vector<Item>> split(std::vector<std::vector<size_t>> combos, int train, int test,
-                                                      std::mt19937_64& rng, Make make) {
+Split split(std::vector<std::vector<size_t>> combos, int train, int test, std::mt19937_64& rng, Make make) {
   std::shuffle(combos.begin(), combos.end(), rng);
-  if (static_cast<int>(combos.size()) <= test) throw std::runtime_error("synth: too few combinations for the test split");
+  if (static_cast<int>(combos.size()) <= test)
+    throw std::runtime_error("synth: too few combinations for the test split");
   std::vector<Item> tr, te;
   for (int i = 0; i < test; ++i) te.push_back(make(combos[static_cast<size_t>(i)]));
   const size_t pool = combos.size() - static_cast<size_t>(test);
@@ -122,64 +125,65 @@ class Writer {
   SpeechSynthesizer tts_;
 };
 
-}  // namespace
-
-SynthReport make_synthetic_corpus(const SynthOptions& o) {
-  fs::create_directories(o.out_dir);
-  std::mt19937_64 rng(o.seed);
-  SynthReport report;
-  Writer writer(o, report);
-  std::set<std::string> texts;  // everything the tokenizer should know
-
+// Each task's (train, test) items; every text the tokenizer should know goes into `texts`.
+Split asr_items(const SynthOptions& o, std::mt19937_64& rng, std::set<std::string>& texts) {
   // ASR: "<subject> <verb> <object> <place>" sentences, and digit strings.
-  const std::vector<std::string> subjects{"the cat", "a dog", "my friend", "the teacher", "a small bird",
+  const std::vector<std::string> subjects{"the cat",     "a dog",       "my friend",  "the teacher",  "a small bird",
                                           "the old man", "her brother", "the farmer", "a young girl", "the doctor"};
   const std::vector<std::string> verbs{"sees", "likes", "finds", "carries", "paints", "watches", "buys", "moves"};
-  const std::vector<std::string> objects{"a red ball", "the green box", "two apples", "a long letter", "the blue car",
-                                         "an old book", "some bread", "the big table", "a warm coat", "three cups"};
+  const std::vector<std::string> objects{"a red ball",   "the green box", "two apples", "a long letter",
+                                         "the blue car", "an old book",   "some bread", "the big table",
+                                         "a warm coat",  "three cups"};
   const std::vector<std::string> places{"in the garden", "at the market", "near the river", "in the kitchen",
-                                        "on the hill", "at school", "by the window", "in the park"};
-  auto asr = split(combinations({10, 8, 10, 8}), o.asr_train, o.asr_test, rng, [&](const std::vector<size_t>& c) {
+                                        "on the hill",   "at school",     "by the window",  "in the park"};
+  return split(combinations({10, 8, 10, 8}), o.asr_train, o.asr_test, rng, [&](const std::vector<size_t>& c) {
     std::string s = subjects[c[0]] + " " + verbs[c[1]] + " " + objects[c[2]] + " " + places[c[3]];
     if (c[3] == 0 && c[1] < 4) {  // one in eight: a digit string instead
       s.clear();
-      for (size_t k = 0; k < 3 + c[0] % 4; ++k) s += (k ? " " : "") + kDigits[(c[1] * 7 + c[2] * 3 + k * 5 + c[0]) % 10];
+      for (size_t k = 0; k < 3 + c[0] % 4; ++k)
+        s += (k ? " " : "") + kDigits[(c[1] * 7 + c[2] * 3 + k * 5 + c[0]) % 10];
     }
     texts.insert(s);
     return Item{s, json{{"context", "Transcribe the audio."}, {"answer", s}, {"lang", "en"}}, ""};
   });
+}
 
+Split ast_items(const SynthOptions& o, std::mt19937_64& rng, std::set<std::string>& texts) {
   // AST: "<subject> is <adjective>" → German, from a phrase table.
   const std::vector<std::pair<std::string, std::string>> nouns{
-      {"the cat", "die Katze"},   {"the dog", "der Hund"},   {"the house", "das Haus"}, {"the car", "das Auto"},
-      {"the tree", "der Baum"},   {"the child", "das Kind"}, {"the teacher", "der Lehrer"}, {"the bird", "der Vogel"},
+      {"the cat", "die Katze"},     {"the dog", "der Hund"},   {"the house", "das Haus"},     {"the car", "das Auto"},
+      {"the tree", "der Baum"},     {"the child", "das Kind"}, {"the teacher", "der Lehrer"}, {"the bird", "der Vogel"},
       {"the garden", "der Garten"}, {"the river", "der Fluss"}};
   const std::vector<std::pair<std::string, std::string>> adjectives{
-      {"big", "groß"},  {"small", "klein"}, {"old", "alt"},  {"new", "neu"},     {"red", "rot"},
-      {"happy", "glücklich"}, {"tired", "müde"}, {"fast", "schnell"}, {"quiet", "leise"}, {"warm", "warm"}};
-  auto ast = split(combinations({10, 10}), o.ast_train, o.ast_test, rng, [&](const std::vector<size_t>& c) {
+      {"big", "groß"},        {"small", "klein"}, {"old", "alt"},      {"new", "neu"},     {"red", "rot"},
+      {"happy", "glücklich"}, {"tired", "müde"},  {"fast", "schnell"}, {"quiet", "leise"}, {"warm", "warm"}};
+  return split(combinations({10, 10}), o.ast_train, o.ast_test, rng, [&](const std::vector<size_t>& c) {
     const std::string en = nouns[c[0]].first + " is " + adjectives[c[1]].first;
     std::string de = nouns[c[0]].second + " ist " + adjectives[c[1]].second;
     de[0] = static_cast<char>(std::toupper(de[0]));
     texts.insert(de + ".");
     return Item{en, json{{"context", "Translate the audio into German."}, {"answer", de + "."}, {"lang", "de"}}, en};
   });
+}
 
+Split sqa_items(const SynthOptions& o, std::mt19937_64& rng, std::set<std::string>& texts) {
   // SQA: a spoken statement, a text question about it, a one-word answer.
   const std::vector<std::string> names{"Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo"};
   const std::vector<std::string> things{"apples", "books", "cats", "cups", "pens", "coins"};
-  auto sqa = split(combinations({8, 6, 8}), o.sqa_train, o.sqa_test, rng, [&](const std::vector<size_t>& c) {
+  return split(combinations({8, 6, 8}), o.sqa_train, o.sqa_test, rng, [&](const std::vector<size_t>& c) {
     const std::string n = kNumbers[c[2] + 2];
     const std::string question = "How many " + things[c[1]] + " does " + names[c[0]] + " have?";
     texts.insert(names[c[0]] + " has " + n + " " + things[c[1]] + ". " + question + " " + n);
     const std::string statement = names[c[0]] + " has " + n + " " + things[c[1]] + ".";
     return Item{statement, json{{"question", question}, {"answer", n}}, statement};
   });
+}
 
+Split text_items(const SynthOptions& o, std::mt19937_64& rng, std::set<std::string>& texts) {
   // Text SFT: arithmetic in words, opposites; one in five has a second turn.
   const std::vector<std::pair<std::string, std::string>> opposites{
       {"big", "small"}, {"old", "new"}, {"fast", "slow"}, {"warm", "cold"}, {"happy", "sad"}, {"quiet", "loud"}};
-  auto text = split(combinations({10, 9, 6}), o.text_train, o.text_test, rng, [&](const std::vector<size_t>& c) {
+  return split(combinations({10, 9, 6}), o.text_train, o.text_test, rng, [&](const std::vector<size_t>& c) {
     json turns = json::array();
     const std::string q = "What is " + kNumbers[c[0]] + " plus " + kNumbers[c[1]] + "?";
     turns.push_back({{"from", "User"}, {"value", q}});
@@ -191,6 +195,22 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
     for (const auto& t : turns) texts.insert(t["value"].get<std::string>());
     return Item{"", json{{"conversations", turns}}, ""};
   });
+}
+
+}  // namespace
+
+SynthReport make_synthetic_corpus(const SynthOptions& o) {
+  fs::create_directories(o.out_dir);
+  std::mt19937_64 rng(o.seed);
+  SynthReport report;
+  Writer writer(o, report);
+  std::set<std::string> texts;  // everything the tokenizer should know
+
+  // The splits are drawn in this order from one generator: the corpus of a seed never changes.
+  Split asr = asr_items(o, rng, texts);
+  Split ast = ast_items(o, rng, texts);
+  Split sqa = sqa_items(o, rng, texts);
+  Split text = text_items(o, rng, texts);
 
   writer.write("asr", asr.first, false, rng);
   writer.write("asr", asr.second, true, rng);
@@ -212,8 +232,8 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
   {
     std::ofstream out(corpus);
     for (const auto& t : texts) out << t << "\n";
-    for (const char* p : {"Transcribe the audio.", "Translate the audio into German.", "Translate into German:", "Repeat this sentence:", "user", "model",
-                          "What is the opposite of", "How many"})
+    for (const char* p : {"Transcribe the audio.", "Translate the audio into German.", "Translate into German:",
+                          "Repeat this sentence:", "user", "model", "What is the opposite of", "How many"})
       out << p << "\n";
   }
   train_tokenizer({corpus}, o.tokenizer_vocab, (fs::path(o.out_dir) / "tokenizer").string());

@@ -35,8 +35,8 @@ class Tokenizer {
 
 // Trains a unigram SentencePiece model on text files (one sentence per line) into `out_prefix`.model with
 // Gemma's conventions: <pad>=0, <eos>=1, <bos>=2, <unk>=3, then <start_of_turn>, <end_of_turn>, <audio>
-// and "\n" as user-defined pieces (4, 5, 6, 7); no dummy prefix, whitespace kept as is; digits split. vocab_size is an upper
-// bound (small corpora give fewer pieces).
+// and "\n" as user-defined pieces (4, 5, 6, 7); no dummy prefix, whitespace kept as is; digits split. vocab_size is an
+// upper bound (small corpora give fewer pieces).
 void train_tokenizer(const std::vector<std::string>& input_files, int vocab_size, const std::string& out_prefix);
 
 }  // namespace vtb::data

@@ -16,8 +16,8 @@ std::vector<std::vector<size_t>> plan_buckets(const std::vector<TensorFootprint>
   size_t filled = 0;
   for (size_t k = tensors.size(); k-- > 0;) {
     const size_t cap = buckets.size() == 1 ? options.first_bucket_bytes : options.bucket_bytes;
-    const bool fits = !buckets.empty() && tensors[buckets.back().front()].kind == tensors[k].kind &&
-                      filled + tensors[k].bytes <= cap;
+    const bool fits =
+        !buckets.empty() && tensors[buckets.back().front()].kind == tensors[k].kind && filled + tensors[k].bytes <= cap;
     if (!fits) {
       buckets.emplace_back();
       filled = 0;
@@ -35,7 +35,8 @@ GradientBucketer::GradientBucketer(NamedTensors params, Communicator& comm, Buck
   std::vector<TensorFootprint> footprints;
   for (const auto& [name, p] : params_) {
     if (!p.requires_grad())
-      throw std::invalid_argument("GradientBucketer: parameter '" + name + "' does not require grad; pass only "
+      throw std::invalid_argument("GradientBucketer: parameter '" + name +
+                                  "' does not require grad; pass only "
                                   "trainable parameters");
     footprints.push_back({static_cast<size_t>(p.numel()) * p.element_size(),
                           std::string(dtype_name(p.scalar_type())) + "@" + p.device().str()});
@@ -110,7 +111,8 @@ void GradientBucketer::on_gradient_accumulated(size_t i) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!sync_) return;
   if (slots_[i].ready)
-    throw std::logic_error("GradientBucketer: parameter '" + params_[i].first + "' received a second gradient in one "
+    throw std::logic_error("GradientBucketer: parameter '" + params_[i].first +
+                           "' received a second gradient in one "
                            "backward pass; call prepare() before each micro-step and backward once per micro-step");
   mark_ready(i);
   launch_ready_buckets();

@@ -29,12 +29,10 @@
 #include <string>
 #include <vector>
 
+#include <torch/csrc/autograd/variable.h>
+
 #include "dist/communicator.h"
 #include "dist/parameter_check.h"
-
-namespace torch::autograd {
-struct Node;
-}
 
 namespace vtb::dist {
 
@@ -50,7 +48,8 @@ struct TensorFootprint {
 };
 
 // Step 1 of Note [Bucket protocol]: indices into `tensors`, bucket by bucket, in reverse order.
-std::vector<std::vector<size_t>> plan_buckets(const std::vector<TensorFootprint>& tensors, const BucketOptions& options);
+std::vector<std::vector<size_t>> plan_buckets(const std::vector<TensorFootprint>& tensors,
+                                              const BucketOptions& options);
 
 class GradientBucketer {
  public:
@@ -89,15 +88,17 @@ class GradientBucketer {
   };
 
   void on_gradient_accumulated(size_t i);
-  void mark_ready(size_t i);       // caller holds mu_
-  void launch_ready_buckets();     // caller holds mu_
+  void mark_ready(size_t i);    // caller holds mu_
+  void launch_ready_buckets();  // caller holds mu_
   bool grad_is_view(size_t i) const;
 
   NamedTensors params_;
   Communicator& comm_;
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive: hooks live on them
+  // Kept alive: hooks live on them (a shared_ptr in LibTorch 1.13, an intrusive_ptr in 2.14).
+  using NodePtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+  std::vector<NodePtr> accumulators_;
   std::vector<uintptr_t> hook_keys_;
   std::mutex mu_;
   bool sync_ = false;

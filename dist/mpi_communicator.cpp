@@ -6,8 +6,8 @@
 
 #include <chrono>
 #include <climits>
-#include <thread>
 #include <stdexcept>
+#include <thread>
 
 #include "dist/world.h"
 
@@ -19,8 +19,8 @@ void check_mpi(int code, const char* what) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(code, text, &len);
-  throw std::runtime_error(std::string("MPI ") + what + " failed on rank " + std::to_string(world().rank) +
-                           ": " + std::string(text, static_cast<size_t>(len)));
+  throw std::runtime_error(std::string("MPI ") + what + " failed on rank " + std::to_string(world().rank) + ": " +
+                           std::string(text, static_cast<size_t>(len)));
 }
 
 // MPI has no bfloat16: reduce it as 16-bit words with a user op that adds in float and rounds back.
@@ -41,10 +41,14 @@ MPI_Op bf16_sum_op() {
 
 MPI_Datatype mpi_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kBFloat16: return MPI_UINT16_T;
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kBFloat16:
+      return MPI_UINT16_T;
     default:
       throw std::invalid_argument(std::string("MPI communicator: unsupported dtype ") + dtype_name(t) +
                                   " (supported: float32, float64, bfloat16, int64)");
@@ -108,9 +112,10 @@ MpiCommunicator::MpiCommunicator(CommunicatorOptions options)
   check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "Comm_dup");
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   if (world().thread_level < MPI_THREAD_MULTIPLE)
-    spdlog::warn("MPI provides thread level {} < MPI_THREAD_MULTIPLE; the watchdog may not be able to end a "
-                 "hung job cleanly",
-                 world().thread_level);
+    spdlog::warn(
+        "MPI provides thread level {} < MPI_THREAD_MULTIPLE; the watchdog may not be able to end a "
+        "hung job cleanly",
+        world().thread_level);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -189,12 +194,13 @@ std::shared_ptr<Work> MpiCommunicator::allreduce_async(at::Tensor t, ReduceOp op
 
 void MpiCommunicator::broadcast(at::Tensor& t, int root) {
   check_tensor(t, "broadcast");
-  if (root < 0 || root >= size_) throw std::invalid_argument("broadcast: root " + std::to_string(root) + " out of range");
+  if (root < 0 || root >= size_)
+    throw std::invalid_argument("broadcast: root " + std::to_string(root) + " out of range");
   at::Tensor target = t;
   submit("broadcast", t, [this, target, root] {
-         const int n = checked_count(target.numel(), "broadcast");
-         check_mpi(MPI_Bcast(target.data_ptr(), n, mpi_type(target.scalar_type()), root, comm_), "Bcast");
-       }).get();
+    const int n = checked_count(target.numel(), "broadcast");
+    check_mpi(MPI_Bcast(target.data_ptr(), n, mpi_type(target.scalar_type()), root, comm_), "Bcast");
+  }).get();
 }
 
 at::Tensor MpiCommunicator::allgather(const at::Tensor& t) {
@@ -214,8 +220,8 @@ at::Tensor MpiCommunicator::reduce_scatter(const at::Tensor& t, ReduceOp op) {
   check_tensor(t, "reduce_scatter");
   check_avg(t, op);
   if (t.numel() % size_ != 0)
-    throw std::invalid_argument("reduce_scatter: " + std::to_string(t.numel()) +
-                                " elements do not split evenly over " + std::to_string(size_) + " ranks");
+    throw std::invalid_argument("reduce_scatter: " + std::to_string(t.numel()) + " elements do not split evenly over " +
+                                std::to_string(size_) + " ranks");
   at::Tensor out = at::empty({t.numel() / size_}, t.options());
   submit("reduce_scatter", t, [this, t, out, op]() mutable {
     const int n = checked_count(out.numel(), "reduce_scatter");

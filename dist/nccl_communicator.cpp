@@ -8,8 +8,11 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <spdlog/spdlog.h>
+
 #include <stdexcept>
 
+#include "dist/exit_codes.h"
 #include "dist/watchdog.h"
 #include "dist/world.h"
 
@@ -30,10 +33,14 @@ void check_cuda(cudaError_t e, const char* what) {
 
 ncclDataType_t nccl_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kLong: return ncclInt64;
-    case at::kBFloat16: return ncclBfloat16;
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kLong:
+      return ncclInt64;
+    case at::kBFloat16:
+      return ncclBfloat16;
     default:
       throw std::invalid_argument(std::string("NCCL communicator: unsupported dtype ") + dtype_name(t));
   }
@@ -58,7 +65,12 @@ class NcclWork final : public Work {
 class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(CommunicatorOptions options)
-      : rank_(world().rank), size_(world().size), watchdog_("nccl", world().rank, options.timeout_s) {
+      : rank_(world().rank),
+        size_(world().size),
+        watchdog_(std::make_unique<Watchdog>(
+            "nccl", world().rank, options.timeout_s,
+            [this](const CollectiveRecord&, const std::string& message) { abort_and_end_job(message); },
+            [this] { return async_error(); })) {
     const int devices = c10::cuda::device_count();
     if (devices == 0) throw std::runtime_error("NCCL communicator: no CUDA device visible on " + world().host);
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(world().local_rank % devices));
@@ -69,7 +81,10 @@ class NcclCommunicator final : public Communicator {
     stream_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/true);
   }
 
-  ~NcclCommunicator() override { ncclCommDestroy(comm_); }
+  ~NcclCommunicator() override {
+    watchdog_.reset();  // its thread probes comm_: stop it first
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -88,9 +103,9 @@ class NcclCommunicator final : public Communicator {
   void broadcast(at::Tensor& t, int root) override {
     check(t, "broadcast");
     enter(t);
-    check_nccl(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_,
-                             stream_.stream()),
-               "Broadcast");
+    check_nccl(
+        ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_, stream_.stream()),
+        "Broadcast");
     leave("broadcast", t)->wait();
   }
 
@@ -101,9 +116,9 @@ class NcclCommunicator final : public Communicator {
     at::Tensor out = at::empty(shape, t.options());
     enter(t);
     c10::cuda::CUDACachingAllocator::recordStream(out.storage().data_ptr(), stream_);
-    check_nccl(ncclAllGather(t.data_ptr(), out.data_ptr(), t.numel(), nccl_type(t.scalar_type()), comm_,
-                             stream_.stream()),
-               "AllGather");
+    check_nccl(
+        ncclAllGather(t.data_ptr(), out.data_ptr(), t.numel(), nccl_type(t.scalar_type()), comm_, stream_.stream()),
+        "AllGather");
     leave("allgather", t)->wait();
     return out;
   }
@@ -128,6 +143,28 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  // Note [NCCL abort]: a collective whose peer died never completes, and its kernel keeps the GPU busy,
+  // so the process could not even exit cleanly. On a timeout or an asynchronous NCCL error (both found
+  // by the watchdog thread): 1. ncclCommAbort frees the kernels and the communicator's resources;
+  // 2. abort_job logs the message and MPI_Abort ends every rank of the job.
+  void abort_and_end_job(const std::string& message) {
+    spdlog::critical("{}", message);
+    spdlog::default_logger()->flush();
+    if (comm_ != nullptr) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    abort_job("rank " + std::to_string(rank_) + ": NCCL communicator aborted (ncclCommAbort) after the error above",
+              kExitCollectiveTimeout);
+  }
+
+  // NCCL's own report of a failure in flight (a peer's process gone, a network error); "" when healthy.
+  std::string async_error() {
+    if (comm_ == nullptr) return "";
+    ncclResult_t state = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) return "ncclCommGetAsyncError itself failed";
+    if (state == ncclSuccess || state == ncclInProgress) return "";
+    return std::string(ncclGetErrorString(state)) + " (" + ncclGetLastError(comm_) + ")";
+  }
+
   void check(const at::Tensor& t, const char* op) const {
     if (!t.is_cuda()) throw std::invalid_argument(std::string(op) + ": the NCCL communicator takes CUDA tensors");
     if (!t.is_contiguous()) throw std::invalid_argument(std::string(op) + ": tensor must be contiguous");
@@ -152,13 +189,13 @@ class NcclCommunicator final : public Communicator {
     check_cuda(cudaEventRecord(raw, stream_.stream()), "EventRecord");
     CollectiveRecord record{next_seq_++, op, dtype_name(t.scalar_type()),
                             static_cast<size_t>(t.numel()) * t.element_size()};
-    watchdog_.start(std::move(record), [done] { return cudaEventQuery(done.get()) == cudaSuccess; });
+    watchdog_->start(std::move(record), [done] { return cudaEventQuery(done.get()) == cudaSuccess; });
     return std::make_shared<NcclWork>(std::move(done));
   }
 
   int rank_;
   int size_;
-  Watchdog watchdog_;
+  std::unique_ptr<Watchdog> watchdog_;
   ncclComm_t comm_ = nullptr;
   c10::cuda::CUDAStream stream_ = c10::cuda::getDefaultCUDAStream();
   uint64_t next_seq_ = 1;

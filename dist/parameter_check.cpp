@@ -46,7 +46,9 @@ void verify_same_parameters(Communicator& comm, const NamedTensors& params) {
     if (!first.empty()) continue;
     size_t i = 0;
     while (i < reference.size() && i < theirs.size() && reference[i] == theirs[i]) ++i;
-    auto at_index = [i](const std::vector<std::string>& v) { return i < v.size() ? "'" + v[i] + "'" : std::string("(none)"); };
+    auto at_index = [i](const std::vector<std::string>& v) {
+      return i < v.size() ? "'" + v[i] + "'" : std::string("(none)");
+    };
     std::ostringstream m;
     m << "ranks disagree on the trainable parameters: rank 0 has " << reference.size() << ", rank " << r << " has "
       << theirs.size() << "; first difference at parameter #" << i << ": " << at_index(reference) << " on rank 0 vs "

@@ -16,8 +16,12 @@ std::string format_bytes(size_t bytes) {
   return fmt::format("{:.2f} GiB", bytes / 1073741824.0);
 }
 
-Watchdog::Watchdog(std::string backend, int rank, double timeout_s, TimeoutHandler on_timeout)
-    : backend_(std::move(backend)), rank_(rank), timeout_s_(timeout_s), on_timeout_(std::move(on_timeout)) {
+Watchdog::Watchdog(std::string backend, int rank, double timeout_s, TimeoutHandler on_timeout, HealthProbe health)
+    : backend_(std::move(backend)),
+      rank_(rank),
+      timeout_s_(timeout_s),
+      on_timeout_(std::move(on_timeout)),
+      health_(std::move(health)) {
   if (!on_timeout_) {
     on_timeout_ = [](const CollectiveRecord&, const std::string& message) {
       abort_job(message, kExitCollectiveTimeout);
@@ -66,6 +70,23 @@ void Watchdog::run() {
     cv_.wait_for(lock, period, [this] { return stopping_; });
     if (stopping_ || fired_) continue;
     const auto now = std::chrono::steady_clock::now();
+    if (health_ && !in_flight_.empty()) {
+      const std::string error = health_();
+      if (!error.empty()) {
+        fired_ = true;
+        const Entry& e = in_flight_.begin()->second;  // the oldest collective still in flight
+        const CollectiveRecord record = e.record;
+        const std::string message = fmt::format(
+            "rank {}: {} reported an error while {} #{} ({}, {}) was in flight, after {:.1f} s: {}. A peer rank "
+            "probably died or its link failed; ending the job.",
+            rank_, backend_, record.op, record.seq, record.dtype, format_bytes(record.bytes),
+            std::chrono::duration<double>(now - e.started).count(), error);
+        lock.unlock();
+        on_timeout_(record, message);
+        lock.lock();
+        continue;
+      }
+    }
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
       Entry& e = it->second;
       if (e.done && e.done()) {

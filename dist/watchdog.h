@@ -14,10 +14,10 @@
 namespace vtb::dist {
 
 struct CollectiveRecord {
-  uint64_t seq = 0;     // the communicator's sequence number (Note [Collective order])
-  std::string op;       // "allreduce", "broadcast", ...
-  std::string dtype;    // "float32", ...
-  size_t bytes = 0;     // payload of this rank
+  uint64_t seq = 0;   // the communicator's sequence number (Note [Collective order])
+  std::string op;     // "allreduce", "broadcast", ...
+  std::string dtype;  // "float32", ...
+  size_t bytes = 0;   // payload of this rank
 };
 
 class Watchdog {
@@ -26,7 +26,11 @@ class Watchdog {
   // The default handler logs the message and ends the job (abort_job, kExitCollectiveTimeout).
   using TimeoutHandler = std::function<void(const CollectiveRecord&, const std::string& message)>;
 
-  Watchdog(std::string backend, int rank, double timeout_s, TimeoutHandler on_timeout = {});
+  // Polled with the collectives while any is in flight: a non-empty answer is an error the backend
+  // reported asynchronously (NCCL: a peer vanished, a link failed); it ends the job like a timeout.
+  using HealthProbe = std::function<std::string()>;
+
+  Watchdog(std::string backend, int rank, double timeout_s, TimeoutHandler on_timeout = {}, HealthProbe health = {});
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -51,6 +55,7 @@ class Watchdog {
   const int rank_;
   const double timeout_s_;
   TimeoutHandler on_timeout_;
+  HealthProbe health_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -4,10 +4,10 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 #include <vector>
 

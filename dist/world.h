@@ -6,11 +6,11 @@
 namespace vtb::dist {
 
 struct World {
-  int rank = 0;        // MPI_COMM_WORLD rank
-  int size = 1;        // MPI_COMM_WORLD size
-  int local_rank = 0;  // rank among the processes sharing this node (MPI_COMM_TYPE_SHARED)
-  int local_size = 1;  // processes on this node
-  std::string host;    // this node's host name
+  int rank = 0;          // MPI_COMM_WORLD rank
+  int size = 1;          // MPI_COMM_WORLD size
+  int local_rank = 0;    // rank among the processes sharing this node (MPI_COMM_TYPE_SHARED)
+  int local_size = 1;    // processes on this node
+  std::string host;      // this node's host name
   int thread_level = 0;  // MPI thread support provided (MPI_THREAD_*)
 
   bool is_root() const { return rank == 0; }

@@ -16,15 +16,19 @@ struct Hypothesis {
 };
 
 double ranked(double log_prob, size_t length, double length_penalty) {
-  return length_penalty == 0 ? log_prob : log_prob / std::pow(static_cast<double>(std::max<size_t>(1, length)), length_penalty);
+  return length_penalty == 0 ? log_prob
+                             : log_prob / std::pow(static_cast<double>(std::max<size_t>(1, length)), length_penalty);
 }
 
-bool is_stop(int64_t id, const DecodeOptions& o) { return std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end(); }
+bool is_stop(int64_t id, const DecodeOptions& o) {
+  return std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end();
+}
 
 // Log-probabilities [n, V] of the next token, ids ≥ vocab_limit impossible.
 at::Tensor next_log_probs(model::SpeechLM& lm, const at::Tensor& hidden_last, const DecodeOptions& o) {
   at::Tensor logits = lm->llm->logits(hidden_last).to(torch::kDouble);
-  if (o.vocab_limit > 0 && o.vocab_limit < logits.size(-1)) logits.slice(-1, o.vocab_limit).fill_(-std::numeric_limits<double>::infinity());
+  if (o.vocab_limit > 0 && o.vocab_limit < logits.size(-1))
+    logits.slice(-1, o.vocab_limit).fill_(-std::numeric_limits<double>::infinity());
   return torch::log_softmax(logits, -1).cpu();
 }
 
@@ -48,11 +52,13 @@ std::vector<int64_t> search_one(model::SpeechLM& lm, const at::Tensor& prompt /*
   for (int64_t t = 0; t < o.max_new_tokens; ++t) {
     // Every continuation of every live hypothesis, best first; 2K of them always hold K that do not stop.
     const int64_t V = log_probs.size(1);
-    at::Tensor base = torch::tensor([&] {
-      std::vector<double> v;
-      for (const auto& hyp : alive) v.push_back(hyp.log_prob);
-      return v;
-    }(), torch::kDouble);
+    at::Tensor base = torch::tensor(
+        [&] {
+          std::vector<double> v;
+          for (const auto& hyp : alive) v.push_back(hyp.log_prob);
+          return v;
+        }(),
+        torch::kDouble);
     at::Tensor total = (log_probs + base.unsqueeze(1)).reshape({-1});
     const int64_t take = std::min<int64_t>(total.numel(), 2 * static_cast<int64_t>(K));
     auto [values, indices] = total.topk(take);
@@ -78,7 +84,8 @@ std::vector<int64_t> search_one(model::SpeechLM& lm, const at::Tensor& prompt /*
     // Done when K hypotheses have ended and the best live one does not rank above the worst of them.
     if (ended.size() == K) {
       double best_alive = -std::numeric_limits<double>::infinity();
-      for (const auto& hyp : alive) best_alive = std::max(best_alive, ranked(hyp.log_prob, hyp.tokens.size(), o.length_penalty));
+      for (const auto& hyp : alive)
+        best_alive = std::max(best_alive, ranked(hyp.log_prob, hyp.tokens.size(), o.length_penalty));
       if (best_alive <= ended.back().score) {
         alive.clear();
         break;
@@ -108,17 +115,20 @@ std::vector<int64_t> search_one(model::SpeechLM& lm, const at::Tensor& prompt /*
 
 }  // namespace
 
-std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::SpeechBatch& prompts, const DecodeOptions& o) {
+std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::SpeechBatch& prompts,
+                                              const DecodeOptions& o) {
   if (o.beams < 1) throw std::invalid_argument("beam search needs at least one beam");
   torch::NoGradGuard no_grad;
   const model::SplicedInput in = lm->splice(prompts);
   const at::Tensor lengths = in.lengths.to(torch::kCPU);
   std::vector<std::vector<int64_t>> out;
-  for (int64_t b = 0; b < in.embeds.size(0); ++b) out.push_back(search_one(lm, in.embeds[b].narrow(0, 0, lengths[b].item<int64_t>()), o));
+  for (int64_t b = 0; b < in.embeds.size(0); ++b)
+    out.push_back(search_one(lm, in.embeds[b].narrow(0, 0, lengths[b].item<int64_t>()), o));
   return out;
 }
 
-std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts, const DecodeOptions& o) {
+std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
+                                         const DecodeOptions& o) {
   return o.beams > 1 ? beam_search(lm, prompts, o) : greedy_decode(lm, prompts, o);
 }
 

@@ -28,14 +28,15 @@ std::pair<data::Conversation, std::string> split_reference(const data::Conversat
 }  // namespace
 
 model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
-                              const data::LogMelExtractor& extractor) {
+                                const data::LogMelExtractor& extractor) {
   std::vector<data::FormattedExample> formatted;
   std::vector<at::Tensor> feats;
   size_t T = 0;
   for (const auto& p : prompts) {
     formatted.push_back(data::format_conversation(p, tok, /*generation_prompt=*/true));
     T = std::max(T, formatted.back().ids.size());
-    for (const auto& a : formatted.back().audio) feats.push_back(extractor.compute(data::load_audio(a.path, a.offset, a.duration)));
+    for (const auto& a : formatted.back().audio)
+      feats.push_back(extractor.compute(data::load_audio(a.path, a.offset, a.duration)));
   }
   const int64_t B = static_cast<int64_t>(prompts.size());
   model::SpeechBatch b;
@@ -44,7 +45,9 @@ model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, 
   b.loss_mask = at::zeros({B, static_cast<int64_t>(T)}, at::kBool);
   for (int64_t i = 0; i < B; ++i) {
     const auto& ids = formatted[static_cast<size_t>(i)].ids;
-    b.ids[i].narrow(0, 0, static_cast<int64_t>(ids.size())).copy_(at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
+    b.ids[i]
+        .narrow(0, 0, static_cast<int64_t>(ids.size()))
+        .copy_(at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
     b.lengths[i] = static_cast<int64_t>(ids.size());
   }
   std::tie(b.features, b.feature_lengths) = data::pad_features(feats);
@@ -85,7 +88,8 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
   // Gather every rank's predictions, then put them back in manifest order.
   nlohmann::json local = nlohmann::json::array();
   for (size_t k = 0; k < mine.size(); ++k)
-    local.push_back({{"i", mine_index[k]}, {"origin", mine[k].origin}, {"ref", mine[k].reference}, {"hyp", mine[k].hypothesis}});
+    local.push_back(
+        {{"i", mine_index[k]}, {"origin", mine[k].origin}, {"ref", mine[k].reference}, {"hyp", mine[k].hypothesis}});
   EvalResult r;
   r.predictions.resize(examples.size());
   for (const auto& text : dist::allgather_strings(comm, local.dump()))

@@ -32,8 +32,8 @@ struct EvalResult {
   std::vector<Prediction> predictions;  // every rank's, in manifest order (on every rank)
   std::string metric;                   // "wer", "bleu", "rouge_l", "exact_match"
   double value = 0;
-  std::map<std::string, double> also;   // secondary metrics (sqa: exact_match)
-  std::string detail;                   // e.g. the BLEU signature
+  std::map<std::string, double> also;  // secondary metrics (sqa: exact_match)
+  std::string detail;                  // e.g. the BLEU signature
 };
 
 // Prompts (conversations ending with a user turn) as one padded batch ready for greedy_decode: the

@@ -28,11 +28,13 @@ at::Tensor pick(const at::Tensor& raw, const DecodeOptions& o, at::Generator& ge
   return at::multinomial(probs, 1, false, gen).squeeze(-1).to(logits.device());
 }
 
-bool is_stop(int64_t id, const DecodeOptions& o) { return std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end(); }
+bool is_stop(int64_t id, const DecodeOptions& o) {
+  return std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end();
+}
 
 // The reference path: each example alone, the whole sequence recomputed for every new token.
-std::vector<int64_t> decode_by_recomputation(model::SpeechLM& lm, const at::Tensor& prompt_embeds, const DecodeOptions& o,
-                                             at::Generator& gen) {
+std::vector<int64_t> decode_by_recomputation(model::SpeechLM& lm, const at::Tensor& prompt_embeds,
+                                             const DecodeOptions& o, at::Generator& gen) {
   std::vector<int64_t> out;
   at::Tensor seq = prompt_embeds.unsqueeze(0);  // [1, L, D]
   for (int64_t t = 0; t < o.max_new_tokens; ++t) {
@@ -42,14 +44,17 @@ std::vector<int64_t> decode_by_recomputation(model::SpeechLM& lm, const at::Tens
     const int64_t next = pick(lm->llm->logits(h.select(1, L - 1)), o, gen).item<int64_t>();
     if (is_stop(next, o)) break;
     out.push_back(next);
-    seq = torch::cat({seq, lm->llm->embed(torch::full({1, 1}, next, torch::TensorOptions().dtype(torch::kLong).device(seq.device())))}, 1);
+    seq = torch::cat({seq, lm->llm->embed(torch::full(
+                               {1, 1}, next, torch::TensorOptions().dtype(torch::kLong).device(seq.device())))},
+                     1);
   }
   return out;
 }
 
 }  // namespace
 
-std::vector<std::vector<int64_t>> greedy_decode(model::SpeechLM& lm, const model::SpeechBatch& prompts, const DecodeOptions& o) {
+std::vector<std::vector<int64_t>> greedy_decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
+                                                const DecodeOptions& o) {
   torch::NoGradGuard no_grad;
   const model::SplicedInput in = lm->splice(prompts);
   const int64_t B = in.embeds.size(0);
@@ -58,7 +63,8 @@ std::vector<std::vector<int64_t>> greedy_decode(model::SpeechLM& lm, const model
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   if (!o.use_cache) {
     for (int64_t b = 0; b < B; ++b)
-      out[static_cast<size_t>(b)] = decode_by_recomputation(lm, in.embeds[b].narrow(0, 0, lengths[b].item<int64_t>()), o, gen);
+      out[static_cast<size_t>(b)] =
+          decode_by_recomputation(lm, in.embeds[b].narrow(0, 0, lengths[b].item<int64_t>()), o, gen);
     return out;
   }
 
@@ -76,8 +82,10 @@ std::vector<std::vector<int64_t>> greedy_decode(model::SpeechLM& lm, const model
     for (int64_t b = 0; b < B; ++b) {
       if (done[static_cast<size_t>(b)]) continue;
       const int64_t id = ids[b].item<int64_t>();
-      if (is_stop(id, o)) done[static_cast<size_t>(b)] = true;
-      else out[static_cast<size_t>(b)].push_back(id);
+      if (is_stop(id, o))
+        done[static_cast<size_t>(b)] = true;
+      else
+        out[static_cast<size_t>(b)].push_back(id);
       all_done = all_done && done[static_cast<size_t>(b)];
     }
     if (all_done || t + 1 == o.max_new_tokens) break;

@@ -1,6 +1,7 @@
 // Decoding of the SpeechLM with a KV cache — greedy, sampling (temperature, top-p, seed) or beam search:
-// the prompt (text and spliced audio) is prefilled once, then each step feeds one token per example (per beam). Batches are right-padded; each example keeps its own
-// positions, and padding columns stay masked, so an example decodes the same alone or in a batch.
+// the prompt (text and spliced audio) is prefilled once, then each step feeds one token per example (per beam). Batches
+// are right-padded; each example keeps its own positions, and padding columns stay masked, so an example decodes the
+// same alone or in a batch.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +36,7 @@ std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::
                                               const DecodeOptions& options);
 
 // beam_search when options.beams > 1, else greedy_decode.
-std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts, const DecodeOptions& options);
+std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
+                                         const DecodeOptions& options);
 
 }  // namespace vtb::eval

@@ -19,7 +19,8 @@ std::vector<std::string> words(const std::string& text) {
 }
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
 }
 
 }  // namespace
@@ -32,7 +33,8 @@ WordErrors word_errors(const std::string& reference, const std::string& hypothes
   for (size_t j = 0; j <= h.size(); ++j) cost[0][j] = static_cast<int>(j);
   for (size_t i = 1; i <= r.size(); ++i)
     for (size_t j = 1; j <= h.size(); ++j)
-      cost[i][j] = std::min({cost[i - 1][j - 1] + (r[i - 1] == h[j - 1] ? 0 : 1), cost[i - 1][j] + 1, cost[i][j - 1] + 1});
+      cost[i][j] =
+          std::min({cost[i - 1][j - 1] + (r[i - 1] == h[j - 1] ? 0 : 1), cost[i - 1][j] + 1, cost[i][j - 1] + 1});
   WordErrors e;
   size_t i = r.size(), j = h.size();
   while (i > 0 || j > 0) {
@@ -59,7 +61,8 @@ std::string english_normalize(const std::string& text) {
   std::string out;
   for (size_t k = 0; k < s.size(); ++k) {
     const unsigned char c = static_cast<unsigned char>(s[k]);
-    const bool apostrophe_in_word = c == '\'' && k > 0 && k + 1 < s.size() && std::isalnum(static_cast<unsigned char>(s[k - 1])) &&
+    const bool apostrophe_in_word = c == '\'' && k > 0 && k + 1 < s.size() &&
+                                    std::isalnum(static_cast<unsigned char>(s[k - 1])) &&
                                     std::isalnum(static_cast<unsigned char>(s[k + 1]));
     out += (c < 0x80 && std::ispunct(c) && !apostrophe_in_word) ? ' ' : static_cast<char>(c);
   }
@@ -68,8 +71,8 @@ std::string english_normalize(const std::string& text) {
   return collapsed;
 }
 
-double corpus_wer(const std::vector<std::string>& references, const std::vector<std::string>& hypotheses, bool normalize,
-                  WordErrors* totals) {
+double corpus_wer(const std::vector<std::string>& references, const std::vector<std::string>& hypotheses,
+                  bool normalize, WordErrors* totals) {
   if (references.size() != hypotheses.size())
     throw std::invalid_argument("WER: " + std::to_string(references.size()) + " references but " +
                                 std::to_string(hypotheses.size()) + " hypotheses");
@@ -113,8 +116,8 @@ std::string tokenize_13a(const std::string& text) {
     }
   }
   spaced += ' ';
-  static const std::regex period_comma_after_nondigit(R"(([^0-9])([\.,]))"), period_comma_before_nondigit(R"(([\.,])([^0-9]))"),
-      dash_after_digit(R"(([0-9])(-))");
+  static const std::regex period_comma_after_nondigit(R"(([^0-9])([\.,]))"),
+      period_comma_before_nondigit(R"(([\.,])([^0-9]))"), dash_after_digit(R"(([0-9])(-))");
   spaced = std::regex_replace(spaced, period_comma_after_nondigit, "$1 $2 ");
   spaced = std::regex_replace(spaced, period_comma_before_nondigit, " $1 $2");
   spaced = std::regex_replace(spaced, dash_after_digit, "$1 $2 ");
@@ -145,7 +148,8 @@ double bleu_from_stats(const std::vector<long>& matches, const std::vector<long>
   }
   const size_t eff = effective_order ? std::max<size_t>(order, 1) : max_order;
   if (!effective_order && order < max_order) log_sum += -9999999999.0 * static_cast<double>(max_order - order);
-  const double bp = sys_len >= ref_len ? 1.0 : std::exp(1.0 - static_cast<double>(ref_len) / static_cast<double>(sys_len));
+  const double bp =
+      sys_len >= ref_len ? 1.0 : std::exp(1.0 - static_cast<double>(ref_len) / static_cast<double>(sys_len));
   return bp * std::exp(log_sum / static_cast<double>(eff));
 }
 
@@ -186,22 +190,24 @@ void add_segment(const std::string& hyp, const std::vector<std::string>& refs, s
 
 }  // namespace
 
-BleuScore corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::vector<std::string>>& references) {
+BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                      const std::vector<std::vector<std::string>>& references) {
   BleuScore b;
   b.matches.assign(4, 0);
   b.totals.assign(4, 0);
   for (const auto& stream : references)
     if (stream.size() != hypotheses.size())
-      throw std::invalid_argument("BLEU: a reference stream has " + std::to_string(stream.size()) + " lines, the hypotheses " +
-                                  std::to_string(hypotheses.size()));
+      throw std::invalid_argument("BLEU: a reference stream has " + std::to_string(stream.size()) +
+                                  " lines, the hypotheses " + std::to_string(hypotheses.size()));
   for (size_t i = 0; i < hypotheses.size(); ++i) {
     std::vector<std::string> refs;
     for (const auto& stream : references) refs.push_back(stream[i]);
     add_segment(hypotheses[i], refs, b.matches, b.totals, b.sys_len, b.ref_len);
   }
   b.score = bleu_from_stats(b.matches, b.totals, b.sys_len, b.ref_len, false);
-  b.brevity_penalty = b.sys_len >= b.ref_len || b.sys_len == 0 ? (b.sys_len == 0 ? 0.0 : 1.0)
-                                                                : std::exp(1.0 - static_cast<double>(b.ref_len) / b.sys_len);
+  b.brevity_penalty = b.sys_len >= b.ref_len || b.sys_len == 0
+                          ? (b.sys_len == 0 ? 0.0 : 1.0)
+                          : std::exp(1.0 - static_cast<double>(b.ref_len) / b.sys_len);
   b.signature = "nrefs:" + std::to_string(references.size()) + "|case:mixed|eff:no|tok:13a|smooth:exp|version:vtb";
   return b;
 }
@@ -248,7 +254,8 @@ RougeScore rouge_l(const std::string& reference, const std::string& hypothesis) 
 }
 
 double mean_rouge_l(const std::vector<std::string>& references, const std::vector<std::string>& hypotheses) {
-  if (references.size() != hypotheses.size()) throw std::invalid_argument("ROUGE-L: references and hypotheses differ in number");
+  if (references.size() != hypotheses.size())
+    throw std::invalid_argument("ROUGE-L: references and hypotheses differ in number");
   if (references.empty()) return 0;
   double sum = 0;
   for (size_t i = 0; i < references.size(); ++i) sum += rouge_l(references[i], hypotheses[i]).fmeasure;

@@ -32,15 +32,16 @@ std::string english_normalize(const std::string& text);
 std::string tokenize_13a(const std::string& text);
 
 struct BleuScore {
-  double score = 0;             // 0–100
+  double score = 0;  // 0–100
   std::vector<long> matches, totals;
   long sys_len = 0, ref_len = 0;
   double brevity_penalty = 1;
-  std::string signature;        // sacreBLEU's signature fields; version:vtb marks this reimplementation
+  std::string signature;  // sacreBLEU's signature fields; version:vtb marks this reimplementation
 };
 
 // Corpus BLEU; `references[k][i]` is reference stream k for hypothesis i.
-BleuScore corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::vector<std::string>>& references);
+BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                      const std::vector<std::vector<std::string>>& references);
 
 // Sentence BLEU as sacreBLEU's sentence_bleu (exp smoothing, effective order).
 double sentence_bleu(const std::string& hypothesis, const std::vector<std::string>& references);

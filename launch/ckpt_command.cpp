@@ -18,8 +18,8 @@ namespace {
 
 ParsedCommand parse_folders(int argc, char** argv, int count, const char* usage, const char* what) {
   po::options_description options("Options");
-  options.add_options()("help,h", "show this help")(
-      "folder", po::value<std::vector<std::string>>(), "checkpoint folder(s) or run folder(s)");
+  options.add_options()("help,h", "show this help")("folder", po::value<std::vector<std::string>>(),
+                                                    "checkpoint folder(s) or run folder(s)");
   po::positional_options_description positional;
   positional.add("folder", count);
   ParsedCommand cmd;
@@ -29,8 +29,10 @@ ParsedCommand parse_folders(int argc, char** argv, int count, const char* usage,
     throw ConfigError(std::string("command line: ") + e.what());
   }
   cmd.help = cmd.options.count("help") > 0;
-  if (cmd.help) std::cout << command_help(usage, what, options);
-  else if (!cmd.options.count("folder") || cmd.options["folder"].as<std::vector<std::string>>().size() != static_cast<size_t>(count))
+  if (cmd.help)
+    std::cout << command_help(usage, what, options);
+  else if (!cmd.options.count("folder") ||
+           cmd.options["folder"].as<std::vector<std::string>>().size() != static_cast<size_t>(count))
     throw ConfigError(std::string("usage: ") + usage);
   return cmd;
 }
@@ -38,8 +40,9 @@ ParsedCommand parse_folders(int argc, char** argv, int count, const char* usage,
 }  // namespace
 
 int ckpt_inspect_command(int argc, char** argv) {
-  const ParsedCommand cmd = parse_folders(argc, argv, 1, "vtb ckpt inspect FOLDER",
-                                          "Prints every file, dataset (dtype, shape) and training attribute of a checkpoint.");
+  const ParsedCommand cmd =
+      parse_folders(argc, argv, 1, "vtb ckpt inspect FOLDER",
+                    "Prints every file, dataset (dtype, shape) and training attribute of a checkpoint.");
   if (cmd.help) return kExitOk;
   ckpt::inspect_checkpoint(resolve_checkpoint(cmd.options["folder"].as<std::vector<std::string>>()[0]), std::cout);
   return kExitOk;
@@ -57,17 +60,20 @@ int ckpt_verify_command(int argc, char** argv) {
 }
 
 int ckpt_diff_command(int argc, char** argv) {
-  const ParsedCommand cmd = parse_folders(argc, argv, 2, "vtb ckpt diff A B",
-                                          "Per-tensor max |A - B| over the model and optimizer tensors of two checkpoints.");
+  const ParsedCommand cmd =
+      parse_folders(argc, argv, 2, "vtb ckpt diff A B",
+                    "Per-tensor max |A - B| over the model and optimizer tensors of two checkpoints.");
   if (cmd.help) return kExitOk;
   const auto folders = cmd.options["folder"].as<std::vector<std::string>>();
   std::vector<std::string> only_a, only_b;
-  const auto diffs = ckpt::diff_checkpoints(resolve_checkpoint(folders[0]), resolve_checkpoint(folders[1]), only_a, only_b);
+  const auto diffs =
+      ckpt::diff_checkpoints(resolve_checkpoint(folders[0]), resolve_checkpoint(folders[1]), only_a, only_b);
   size_t differing = 0;
   for (const auto& d : diffs) {
     if (d.max_abs == 0) continue;
     ++differing;
-    std::cout << fmt::format("{:<70} {}\n", d.name, d.max_abs < 0 ? std::string("shapes differ") : fmt::format("{:.3e}", d.max_abs));
+    std::cout << fmt::format("{:<70} {}\n", d.name,
+                             d.max_abs < 0 ? std::string("shapes differ") : fmt::format("{:.3e}", d.max_abs));
   }
   for (const auto& n : only_a) std::cout << "only in A: " << n << "\n";
   for (const auto& n : only_b) std::cout << "only in B: " << n << "\n";

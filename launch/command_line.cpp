@@ -9,8 +9,8 @@ namespace po = boost::program_options;
 namespace vtb {
 
 ParsedCommand parse_command(int argc, char** argv, po::options_description& options) {
-  options.add_options()("help,h", "show this help")(
-      "config", po::value<std::string>()->default_value(""), "INI config file; keys can be overridden as --section.key=value");
+  options.add_options()("help,h", "show this help")("config", po::value<std::string>()->default_value(""),
+                                                    "INI config file; keys can be overridden as --section.key=value");
 
   // Config keys always have a section ("--dist.timeout_s=5" or "--dist.timeout_s 5"); command options
   // never do. Split on that rather than on Boost's allow_unregistered, which drops "--unknown=value".
@@ -48,7 +48,9 @@ ParsedCommand parse_command(int argc, char** argv, po::options_description& opti
 
 std::string command_help(const std::string& usage, const std::string& what, const po::options_description& options) {
   std::ostringstream out;
-  out << "usage: " << usage << "\n\n" << what << "\n\n" << options << "\n"
+  out << "usage: " << usage << "\n\n"
+      << what << "\n\n"
+      << options << "\n"
       << "Any configuration key can be given as --section.key=value; 'vtb config --keys' lists them.\n";
   return out.str();
 }

@@ -147,8 +147,8 @@ Config Config::load(const std::string& ini_path, const std::vector<std::string>&
       po::store(po::parse_config_file(in, keys, /*allow_unregistered=*/false), config.values_);
     } catch (const po::unknown_option& e) {
       const std::string key = strip_dashes(e.get_option_name());
-      throw ConfigError(fmt::format("{}:{}: unknown config key '{}'{}", ini_path, line_of_key(ini_path, key), key,
-                                    suggestion(key)));
+      throw ConfigError(
+          fmt::format("{}:{}: unknown config key '{}'{}", ini_path, line_of_key(ini_path, key), key, suggestion(key)));
     } catch (const po::error& e) {
       std::string where = ini_path;
       if (const auto* oe = dynamic_cast<const po::error_with_option_name*>(&e)) {
@@ -165,7 +165,8 @@ Config Config::load(const std::string& ini_path, const std::vector<std::string>&
 std::string Config::str(const std::string& key) const { return get<std::string>(values_, key); }
 std::vector<std::string> Config::list(const std::string& key) const {
   auto it = values_.find(key);
-  return it == values_.end() || it->second.empty() ? std::vector<std::string>{} : it->second.as<std::vector<std::string>>();
+  return it == values_.end() || it->second.empty() ? std::vector<std::string>{}
+                                                   : it->second.as<std::vector<std::string>>();
 }
 int64_t Config::integer(const std::string& key) const { return get<int64_t>(values_, key); }
 double Config::real(const std::string& key) const { return get<double>(values_, key); }

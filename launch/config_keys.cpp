@@ -9,6 +9,8 @@ namespace vtb {
 
 void declare_config_keys(boost::program_options::options_description& options) {
   namespace po = boost::program_options;
+  // One key per entry, in the order the resolved config prints.
+  // clang-format off
   options.add_options()
       // [run]
       ("run.dir", po::value<std::string>()->default_value("runs/default"),
@@ -16,6 +18,9 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("run.device", po::value<std::string>()->default_value("cpu"), "cpu (MPI collectives) or cuda (NCCL collectives)")
       ("run.threads", po::value<int64_t>()->default_value(0),
        "intra-op threads per rank; 0 = the CPUs this rank may use / ranks sharing them")
+      ("run.deterministic", po::value<bool>()->default_value(false),
+       "deterministic kernels only (LibTorch's use_deterministic_algorithms, cuDNN deterministic, no TF32): two "
+       "runs on a GPU give the same losses bit for bit; slower. CPU runs are deterministic anyway")
       ("run.peak_tflops", po::value<double>()->default_value(0),
        "peak TFLOP/s of one rank's device, for MFU in metrics.jsonl (H100 bf16 dense: 989); 0 = no MFU")
       // [log]
@@ -27,7 +32,7 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("dist.first_bucket_mib", po::value<double>()->default_value(1),
        "size of the first gradient bucket (small, so reduction starts early in backward)")
       ("dist.bucket_mib", po::value<double>()->default_value(25), "size of the other gradient buckets")
-      // [features]: log-mel front end (DESIGN §2); the rest of the recipe is fixed (data/features.h)
+      // [features]: log-mel front end (docs/design.md §2); the rest of the recipe is fixed (data/features.h)
       ("features.n_mels", po::value<int64_t>()->default_value(128), "mel bins (must equal encoder.n_mels)")
       ("features.pad_mode", po::value<std::string>()->default_value("reflect"),
        "STFT centre padding: reflect (released FastConformer checkpoints) or constant (NeMo since 2025-07)")
@@ -118,6 +123,7 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("lora.layout", po::value<std::string>()->default_value("fused"),
        "fused (NeMo: shared A on q|k|v and gate|up, as the paper counts) or separate (PEFT)")
       ("lora.targets", po::value<std::string>()->default_value("q,k,v,o,gate,up,down"), "projections that get adapters");
+  // clang-format on
 }
 
 }  // namespace vtb

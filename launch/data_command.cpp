@@ -71,11 +71,12 @@ int data_synth_command(int argc, char** argv) {
       "vocab", po::value<int>()->default_value(512), "tokenizer vocabulary (upper bound)");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
-    std::cout << command_help("vtb data synth [--out data/synth] [--seed 1] [--scale 1]",
-                              "Makes a speech corpus with espeak-ng: ASR (sentences, digit strings), AST (English speech "
-                              "to German text), SQA and text SFT, train and test splits (test: unseen sentences, half "
-                              "of it in an unseen voice), manifests, and a SentencePiece tokenizer trained on its text.",
-                              options);
+    std::cout << command_help(
+        "vtb data synth [--out data/synth] [--seed 1] [--scale 1]",
+        "Makes a speech corpus with espeak-ng: ASR (sentences, digit strings), AST (English speech "
+        "to German text), SQA and text SFT, train and test splits (test: unseen sentences, half "
+        "of it in an unseen voice), manifests, and a SentencePiece tokenizer trained on its text.",
+        options);
     return kExitOk;
   }
   data::SynthOptions o;
@@ -84,8 +85,8 @@ int data_synth_command(int argc, char** argv) {
   o.tokenizer_vocab = cmd.options["vocab"].as<int>();
   const double k = cmd.options["scale"].as<double>();
   if (!(k > 0)) throw ConfigError("--scale must be positive");
-  for (int* n : {&o.asr_train, &o.asr_test, &o.ast_train, &o.ast_test, &o.sqa_train, &o.sqa_test, &o.text_train,
-                 &o.text_test})
+  for (int* n :
+       {&o.asr_train, &o.asr_test, &o.ast_train, &o.ast_test, &o.sqa_train, &o.sqa_test, &o.text_train, &o.text_test})
     *n = std::max(2, static_cast<int>(*n * k));
   const auto start = std::chrono::steady_clock::now();
   const data::SynthReport r = data::make_synthetic_corpus(o);
@@ -104,10 +105,11 @@ int data_mixgen_command(int argc, char** argv) {
       "seed", po::value<uint64_t>()->default_value(1), "random seed");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
-    std::cout << command_help("vtb data mixgen --input text.jsonl --out DIR [--variants K]",
-                              "Makes mixed-modal SFT the paper's way: per conversation up to K variants, each replacing "
-                              "a random contiguous span of one user turn's sentences with espeak-ng speech.",
-                              options);
+    std::cout << command_help(
+        "vtb data mixgen --input text.jsonl --out DIR [--variants K]",
+        "Makes mixed-modal SFT the paper's way: per conversation up to K variants, each replacing "
+        "a random contiguous span of one user turn's sentences with espeak-ng speech.",
+        options);
     return kExitOk;
   }
   for (const char* required : {"input", "out"})
@@ -120,16 +122,16 @@ int data_mixgen_command(int argc, char** argv) {
   o.seed = cmd.options["seed"].as<uint64_t>();
   o.skip_bad_lines = config.str("data.on_error") == "skip";
   const data::MixgenReport r = data::make_mixed_modal(o);
-  std::cout << o.out_dir << "/mixed.jsonl: " << r.examples << " examples from " << r.conversations
-            << " conversations, " << r.audio_seconds / 60 << " min of speech\n";
+  std::cout << o.out_dir << "/mixed.jsonl: " << r.examples << " examples from " << r.conversations << " conversations, "
+            << r.audio_seconds / 60 << " min of speech\n";
   return kExitOk;
 }
 
 int data_tokenizer_command(int argc, char** argv) {
   po::options_description options("Options");
   options.add_options()("input", po::value<std::string>(), "text files, comma-separated (one sentence per line)")(
-      "vocab", po::value<int>()->default_value(512), "vocabulary size (upper bound)")(
-      "out", po::value<std::string>(), "output model path (.model)");
+      "vocab", po::value<int>()->default_value(512), "vocabulary size (upper bound)")("out", po::value<std::string>(),
+                                                                                      "output model path (.model)");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help("vtb data tokenizer --input a.txt[,b.txt] --vocab N --out m.model",

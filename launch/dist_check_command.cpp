@@ -58,8 +58,8 @@ void log_bandwidth(Session& s, int iterations) {
     s.comm->barrier();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
     const double algbw = (mib << 20) / seconds / 1e9;
-    spdlog::info("allreduce {:>3} MiB float32: {:8.3f} ms  algbw {:6.2f} GB/s  busbw {:6.2f} GB/s", mib,
-                 seconds * 1e3, algbw, algbw * 2 * (n - 1) / n);
+    spdlog::info("allreduce {:>3} MiB float32: {:8.3f} ms  algbw {:6.2f} GB/s  busbw {:6.2f} GB/s", mib, seconds * 1e3,
+                 algbw, algbw * 2 * (n - 1) / n);
   }
 }
 

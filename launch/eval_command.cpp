@@ -24,18 +24,21 @@ int eval_command(int argc, char** argv) {
                         "checkpoint folder, or a run folder (its latest); without it, --config's untrained model "
                         "(the base LLM of model.llm with fresh LoRA, i.e. the base itself on text)")(
       "manifest", po::value<std::string>(), "manifest to decode")(
-      "kind", po::value<std::string>(), "asr (WER), ast (BLEU), sqa (ROUGE-L, exact match), text or mixed (exact match)")(
-      "out", po::value<std::string>(), "folder for predictions.jsonl and metrics.json (default: <ckpt>/eval_<manifest>)")(
+      "kind", po::value<std::string>(),
+      "asr (WER), ast (BLEU), sqa (ROUGE-L, exact match), text or mixed (exact match)")(
+      "out", po::value<std::string>(),
+      "folder for predictions.jsonl and metrics.json (default: <ckpt>/eval_<manifest>)")(
       "batch-size", po::value<int64_t>()->default_value(8), "prompts decoded together per rank")(
       "max-new-tokens", po::value<int64_t>()->default_value(64), "generation limit per prompt")(
       "beams", po::value<int64_t>()->default_value(1), "beam search with this many beams (1 = greedy)")(
       "length-penalty", po::value<double>()->default_value(1), "beam search: rank by log p / length^this");
   ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
-    std::cout << command_help("mpirun -np N vtb eval --ckpt D|--config F --manifest M --kind asr|ast|sqa|text [--out DIR]",
-                              "Greedy decoding or beam search (KV cache) of every example's last assistant turn from the turns before "
-                              "it, sharded over ranks; prints and writes the task's metric and the predictions.",
-                              options);
+    std::cout << command_help(
+        "mpirun -np N vtb eval --ckpt D|--config F --manifest M --kind asr|ast|sqa|text [--out DIR]",
+        "Greedy decoding or beam search (KV cache) of every example's last assistant turn from the turns before "
+        "it, sharded over ranks; prints and writes the task's metric and the predictions.",
+        options);
     return kExitOk;
   }
   for (const char* required : {"manifest", "kind"})
@@ -43,8 +46,9 @@ int eval_command(int argc, char** argv) {
   const std::string config_file = cmd.options["config"].as<std::string>();
   const bool has_ckpt = cmd.options.count("ckpt") > 0, has_config = !config_file.empty();
   if (has_ckpt == has_config)
-    throw ConfigError("give exactly one of --ckpt (a trained checkpoint; its stored config is used) and --config (the "
-                      "untrained model the config describes)");
+    throw ConfigError(
+        "give exactly one of --ckpt (a trained checkpoint; its stored config is used) and --config (the "
+        "untrained model the config describes)");
   // Untrained: the model the config describes, as training starts from it.
   const std::string folder = cmd.options.count("ckpt") ? resolve_checkpoint(cmd.options["ckpt"].as<std::string>()) : "";
   Session s = folder.empty() ? start_session(&argc, &argv, config_file, cmd.overrides)
@@ -80,16 +84,22 @@ int eval_command(int argc, char** argv) {
     fs::create_directories(out);
     std::ofstream predictions(out / "predictions.jsonl");
     for (const auto& p : r.predictions)
-      predictions << nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump() << "\n";
-    nlohmann::json metrics{{"checkpoint", folder.empty() ? "untrained (" + config_file + ")" : folder}, {"manifest", cmd.options["manifest"].as<std::string>()}, {"kind", kind},
-                           {"examples", r.predictions.size()}, {r.metric, r.value}, {"ranks", s.world->size}};
+      predictions
+          << nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump()
+          << "\n";
+    nlohmann::json metrics{{"checkpoint", folder.empty() ? "untrained (" + config_file + ")" : folder},
+                           {"manifest", cmd.options["manifest"].as<std::string>()},
+                           {"kind", kind},
+                           {"examples", r.predictions.size()},
+                           {r.metric, r.value},
+                           {"ranks", s.world->size}};
     for (const auto& [name, value] : r.also) metrics[name] = value;
     if (!r.detail.empty()) metrics["signature"] = r.detail;
     std::ofstream(out / "metrics.json") << metrics.dump(2) << "\n";
     std::string also;
     for (const auto& [name, value] : r.also) also += fmt::format(", {} = {:.4f}", name, value);
-    spdlog::info("{} on {} examples: {} = {:.4f}{} {} (written to {})", kind, r.predictions.size(), r.metric, r.value, also,
-                 r.detail, out.string());
+    spdlog::info("{} on {} examples: {} = {:.4f}{} {} (written to {})", kind, r.predictions.size(), r.metric, r.value,
+                 also, r.detail, out.string());
   }
   return kExitOk;
 }

@@ -38,8 +38,8 @@ void add_decode_options(boost::program_options::options_description& options, in
   options.add_options()("max-new-tokens", po::value<int64_t>()->default_value(max_new_tokens), "generation limit")(
       "temperature", po::value<double>()->default_value(0), "0 = greedy")(
       "top-p", po::value<double>()->default_value(1), "nucleus sampling threshold")(
-      "seed", po::value<uint64_t>()->default_value(0), "sampling seed")(
-      "beams", po::value<int64_t>()->default_value(1), "beam search with this many beams (> 1)")(
+      "seed", po::value<uint64_t>()->default_value(0), "sampling seed")("beams", po::value<int64_t>()->default_value(1),
+                                                                        "beam search with this many beams (> 1)")(
       "length-penalty", po::value<double>()->default_value(1), "beam search: rank by log p / length^this");
 }
 

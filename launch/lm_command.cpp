@@ -12,9 +12,9 @@
 #include "launch/npy.h"
 #include "launch/session.h"
 #include "launch/train_settings.h"
+#include "model/decoder_lm.h"
 #include "train/pretrain_encoder.h"
 #include "train/pretrain_lm.h"
-#include "model/decoder_lm.h"
 
 namespace vtb {
 namespace {
@@ -38,7 +38,8 @@ std::vector<int64_t> parse_ids(const std::string& text) {
 
 // --steps and --lr of the pretraining commands: warmup over a tenth of the steps (at most 50), cosine down
 // to lr / floor_divisor, clipping as train.clip.
-train::PretrainSchedule pretrain_schedule(const ParsedCommand& cmd, const train::TrainSettings& t, double floor_divisor) {
+train::PretrainSchedule pretrain_schedule(const ParsedCommand& cmd, const train::TrainSettings& t,
+                                          double floor_divisor) {
   train::PretrainSchedule s;
   s.steps = cmd.options["steps"].as<int64_t>();
   if (s.steps < 1) throw ConfigError("--steps must be at least 1");
@@ -60,9 +61,9 @@ int lm_logits_command(int argc, char** argv) {
       "dtype", po::value<std::string>()->default_value("float32"), "compute dtype: float32 or bfloat16");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
-    std::cout << command_help("vtb lm logits --model HF_DIR --ids 2,5,7 --out x.npy",
-                              "Runs the decoder LLM on one sequence and writes its logits, float32 [T, vocab], as .npy.",
-                              options);
+    std::cout << command_help(
+        "vtb lm logits --model HF_DIR --ids 2,5,7 --out x.npy",
+        "Runs the decoder LLM on one sequence and writes its logits, float32 [T, vocab], as .npy.", options);
     return kExitOk;
   }
   for (const char* required : {"model", "ids", "out"})
@@ -91,8 +92,9 @@ namespace vtb {
 int lm_pretrain_command(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("Options");
-  options.add_options()("corpus", po::value<std::vector<std::string>>()->composing(),
-                        "JSONL of {\"text\"} or {\"conversations\"} documents (repeatable; default data/synth/lm_train.jsonl)")(
+  options.add_options()(
+      "corpus", po::value<std::vector<std::string>>()->composing(),
+      "JSONL of {\"text\"} or {\"conversations\"} documents (repeatable; default data/synth/lm_train.jsonl)")(
       "out", po::value<std::string>(), "Hugging Face folder to write (config.json + model.safetensors)")(
       "steps", po::value<int64_t>()->default_value(600), "optimizer steps")(
       "batch", po::value<int64_t>()->default_value(32), "documents per rank per step")(

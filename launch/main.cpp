@@ -1,7 +1,13 @@
 // vtb: the command line. Dispatches to a subcommand and turns its errors into messages and exit codes.
 #include <mpi.h>
 #include <spdlog/spdlog.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
+
+#ifdef VTB_WITH_CUDA
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+#endif
 
 #include <cstring>
 #include <iostream>
@@ -21,9 +27,10 @@ struct Command {
   int (*run)(int, char**);
 };
 
-// Commands land here as they are built (DESIGN.md §7 lists the full set).
+// Every command, in the order `vtb --help` lists them.
 const Command kCommands[] = {
-    {"train", "single-stage joint speech-text SFT (under mpirun/srun); resumes from the run folder", vtb::train_command},
+    {"train", "single-stage joint speech-text SFT (under mpirun/srun); resumes from the run folder",
+     vtb::train_command},
     {"generate", "answer one mixed-modal prompt (text and <audio:PATH> segments) with a checkpoint",
      vtb::generate_command},
     {"chat", "a multi-turn conversation with a checkpoint in the terminal (text and <audio:PATH> turns)",
@@ -53,7 +60,8 @@ const Command kCommands[] = {
     {"data tokenizer", "train a SentencePiece tokenizer with vtb's special pieces", vtb::data_tokenizer_command},
     {"lm pretrain", "trains a small text LLM on all weights and saves it in Hugging Face layout (the stand-in base)",
      vtb::lm_pretrain_command},
-    {"encoder pretrain", "trains the speech encoder alone with CTC on the asr sources (the stand-in pretrained encoder)",
+    {"encoder pretrain",
+     "trains the speech encoder alone with CTC on the asr sources (the stand-in pretrained encoder)",
      vtb::encoder_pretrain_command},
     {"lm logits", "float32 logits of a Hugging Face-layout LLM for given token ids, as .npy", vtb::lm_logits_command},
 };
@@ -65,12 +73,14 @@ std::string version_text() {
   std::string mpi_text(mpi, static_cast<size_t>(len));
   mpi_text = mpi_text.substr(0, mpi_text.find(','));
 #ifdef VTB_WITH_CUDA
-  const char* cuda = "on";
+  const std::string cuda = "CUDA/NCCL: built in (CUDA " + std::to_string(CUDART_VERSION / 1000) + "." +
+                           std::to_string(CUDART_VERSION % 1000 / 10) + ", NCCL " + std::to_string(NCCL_MAJOR) + "." +
+                           std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH) + "; " +
+                           std::to_string(torch::cuda::device_count()) + " GPU(s) visible)";
 #else
-  const char* cuda = "off";
+  const std::string cuda = "CUDA/NCCL: not built (CPU-only build)";
 #endif
-  return std::string("vtb ") + VTB_VERSION + " (LibTorch " + TORCH_VERSION + ", " + mpi_text + ", CUDA/NCCL " + cuda +
-         ")";
+  return std::string("vtb ") + VTB_VERSION + " (LibTorch " + TORCH_VERSION + ", " + mpi_text + ", " + cuda + ")";
 }
 
 void print_help() {
@@ -78,7 +88,8 @@ void print_help() {
                "Trains speech language models the VoiceTextBlender way: a frozen LLM with LoRA, a speech encoder\n"
                "and a modality adapter, in one joint SFT stage. Distributed commands run under mpirun or srun.\n\n"
                "commands:\n";
-  for (const auto& c : kCommands) std::cout << "  " << c.name << std::string(16 - std::strlen(c.name), ' ') << c.summary << "\n";
+  for (const auto& c : kCommands)
+    std::cout << "  " << c.name << std::string(16 - std::strlen(c.name), ' ') << c.summary << "\n";
   std::cout << "\n'vtb <command> --help' documents each command. 'vtb --version' prints versions.\n";
 }
 
@@ -96,7 +107,8 @@ int dispatch(int argc, char** argv) {
     const std::string name = c.name;
     const auto space = name.find(' ');
     if (space == std::string::npos && name == argv[1]) return c.run(argc - 1, argv + 1);
-    if (space != std::string::npos && argc >= 3 && name.substr(0, space) == argv[1] && name.substr(space + 1) == argv[2])
+    if (space != std::string::npos && argc >= 3 && name.substr(0, space) == argv[1] &&
+        name.substr(space + 1) == argv[2])
       return c.run(argc - 2, argv + 2);
   }
   std::cerr << "vtb: unknown command '" << argv[1] << (argc >= 3 ? std::string(" ") + argv[2] : "")

@@ -22,12 +22,15 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
-ParsedCommand parse_metric(int argc, char** argv, po::options_description& options, const char* usage, const char* what) {
+ParsedCommand parse_metric(int argc, char** argv, po::options_description& options, const char* usage,
+                           const char* what) {
   options.add_options()("hyp", po::value<std::string>(), "hypotheses, one per line")(
       "ref", po::value<std::vector<std::string>>(), "references, one per line (repeat for several reference streams)");
   ParsedCommand cmd = parse_command(argc, argv, options);
-  if (cmd.help) std::cout << command_help(usage, what, options);
-  else if (!cmd.options.count("hyp") || !cmd.options.count("ref")) throw ConfigError(std::string("usage: ") + usage);
+  if (cmd.help)
+    std::cout << command_help(usage, what, options);
+  else if (!cmd.options.count("hyp") || !cmd.options.count("ref"))
+    throw ConfigError(std::string("usage: ") + usage);
   return cmd;
 }
 
@@ -40,10 +43,11 @@ int metrics_wer_command(int argc, char** argv) {
                                          "Corpus WER: total word edits / total reference words.");
   if (cmd.help) return kExitOk;
   eval::WordErrors e;
-  const double wer = eval::corpus_wer(read_lines(cmd.options["ref"].as<std::vector<std::string>>().front()),
-                                      read_lines(cmd.options["hyp"].as<std::string>()), !cmd.options.count("no-normalize"), &e);
-  std::cout << fmt::format("WER {:.2f} %  ({} substitutions, {} deletions, {} insertions / {} reference words)\n", 100 * wer,
-                           e.substitutions, e.deletions, e.insertions, e.reference_words());
+  const double wer =
+      eval::corpus_wer(read_lines(cmd.options["ref"].as<std::vector<std::string>>().front()),
+                       read_lines(cmd.options["hyp"].as<std::string>()), !cmd.options.count("no-normalize"), &e);
+  std::cout << fmt::format("WER {:.2f} %  ({} substitutions, {} deletions, {} insertions / {} reference words)\n",
+                           100 * wer, e.substitutions, e.deletions, e.insertions, e.reference_words());
   return kExitOk;
 }
 
@@ -55,11 +59,12 @@ int metrics_bleu_command(int argc, char** argv) {
   std::vector<std::vector<std::string>> refs;
   for (const auto& r : cmd.options["ref"].as<std::vector<std::string>>()) refs.push_back(read_lines(r));
   const eval::BleuScore b = eval::corpus_bleu(read_lines(cmd.options["hyp"].as<std::string>()), refs);
-  std::cout << fmt::format("BLEU = {:.2f} {:.1f}/{:.1f}/{:.1f}/{:.1f} (BP = {:.3f} ratio = {:.3f} hyp_len = {} ref_len = {})  {}\n",
-                           b.score, 100.0 * b.matches[0] / std::max(1L, b.totals[0]), 100.0 * b.matches[1] / std::max(1L, b.totals[1]),
-                           100.0 * b.matches[2] / std::max(1L, b.totals[2]), 100.0 * b.matches[3] / std::max(1L, b.totals[3]),
-                           b.brevity_penalty, b.ref_len ? static_cast<double>(b.sys_len) / b.ref_len : 0.0, b.sys_len, b.ref_len,
-                           b.signature);
+  std::cout << fmt::format(
+      "BLEU = {:.2f} {:.1f}/{:.1f}/{:.1f}/{:.1f} (BP = {:.3f} ratio = {:.3f} hyp_len = {} ref_len = {})  {}\n", b.score,
+      100.0 * b.matches[0] / std::max(1L, b.totals[0]), 100.0 * b.matches[1] / std::max(1L, b.totals[1]),
+      100.0 * b.matches[2] / std::max(1L, b.totals[2]), 100.0 * b.matches[3] / std::max(1L, b.totals[3]),
+      b.brevity_penalty, b.ref_len ? static_cast<double>(b.sys_len) / b.ref_len : 0.0, b.sys_len, b.ref_len,
+      b.signature);
   return kExitOk;
 }
 

@@ -48,11 +48,12 @@ int model_summary_command(int argc, char** argv) {
   row("encoder", encoder,
       fmt::format("trained; FastConformer {} layers, d {}, {} mels", m.encoder.conformer.layers,
                   m.encoder.conformer.d_model, m.encoder.n_mels));
-  row("adapter", adapter, fmt::format("trained; Conformer {} layers, d {}", m.adapter.conformer.layers,
-                                      m.adapter.conformer.d_model));
+  row("adapter", adapter,
+      fmt::format("trained; Conformer {} layers, d {}", m.adapter.conformer.layers, m.adapter.conformer.d_model));
   row("projection", proj, fmt::format("trained; Linear {} -> {}", m.adapter.conformer.d_model, m.adapter.output_dim));
-  row("llm", llm, fmt::format("frozen; {} {} layers, d {}, vocab {}{}", m.llm.family, m.llm.layers, m.llm.hidden,
-                              m.llm.vocab, config.str("model.llm").empty() ? " (stand-in)" : ""));
+  row("llm", llm,
+      fmt::format("frozen; {} {} layers, d {}, vocab {}{}", m.llm.family, m.llm.layers, m.llm.hidden, m.llm.vocab,
+                  config.str("model.llm").empty() ? " (stand-in)" : ""));
   row("lora", lora, fmt::format("trained; rank {}, {} layout", m.lora.rank, m.lora.layout));
   row("trainable", trainable, "");
   row("frozen", llm, "");

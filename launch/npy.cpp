@@ -11,10 +11,17 @@ void write_npy(const std::string& path, const at::Tensor& tensor) {
   at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
   std::string descr;
   switch (t.scalar_type()) {
-    case at::kFloat: descr = "<f4"; break;
-    case at::kDouble: descr = "<f8"; break;
-    case at::kLong: descr = "<i8"; break;
-    default: throw std::invalid_argument("write_npy: unsupported dtype " + std::string(at::toString(t.scalar_type())));
+    case at::kFloat:
+      descr = "<f4";
+      break;
+    case at::kDouble:
+      descr = "<f8";
+      break;
+    case at::kLong:
+      descr = "<i8";
+      break;
+    default:
+      throw std::invalid_argument("write_npy: unsupported dtype " + std::string(at::toString(t.scalar_type())));
   }
   std::string shape;  // Python tuple syntax: "()", "(3,)", "(3, 4)"
   for (int64_t i = 0; i < t.dim(); ++i) shape += (i ? ", " : "") + std::to_string(t.size(i));

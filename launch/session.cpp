@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+
 #include "launch/logging.h"
 
 namespace vtb {
@@ -21,9 +23,20 @@ Session start_session(int* argc, char*** argv, Config config, const std::string&
   const int64_t configured = s.config.integer("run.threads");
   s.threads = configured > 0 ? static_cast<int>(configured) : dist::default_intra_op_threads();
   torch::set_num_threads(s.threads);
+  if (s.config.flag("run.deterministic")) {
+    // GPU kernels that add with atomics (embedding backward, index_add, some cuDNN convolutions) sum in a
+    // different order each run; these switch to ordered ones or fail loudly where none exists. cuBLAS
+    // needs its workspace fixed for the same (CUDA's documented setting; set before the first handle).
+    setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+    at::globalContext().setDeterministicCuDNN(true);
+    at::globalContext().setBenchmarkCuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setAllowTF32CuDNN(false);
+  }
 
-  spdlog::info("vtb {} | {} rank(s), {} on this node | {} intra-op thread(s) per rank{}", VTB_VERSION,
-               s.world->size, s.world->local_size, s.threads, configured > 0 ? " (run.threads)" : "");
+  spdlog::info("vtb {} | {} rank(s), {} on this node | {} intra-op thread(s) per rank{}", VTB_VERSION, s.world->size,
+               s.world->local_size, s.threads, configured > 0 ? " (run.threads)" : "");
   spdlog::info("resolved config{}:\n{}", config_path.empty() ? "" : " (" + config_path + ")", s.config.resolved_ini());
 
   dist::CommunicatorOptions options;

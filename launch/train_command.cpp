@@ -6,8 +6,8 @@
 #include "dist/exit_codes.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
-#include "launch/train_settings.h"
 #include "launch/session.h"
+#include "launch/train_settings.h"
 #include "train/trainer.h"
 
 namespace vtb {

@@ -62,11 +62,12 @@ train::TrainSettings read_train_settings(const Config& c) {
   if (s.loader.features.n_mels != s.model.encoder.n_mels)
     throw ConfigError("features.n_mels (" + std::to_string(s.loader.features.n_mels) + ") must equal encoder.n_mels (" +
                       std::to_string(s.model.encoder.n_mels) + ")");
-  s.loader.spec_augment = data::SpecAugmentConfig{static_cast<int>(c.integer("features.freq_masks")),
-                                                  static_cast<int>(c.integer("features.freq_width")),
-                                                  static_cast<int>(c.integer("features.time_masks")), c.real("features.time_width")};
-  if (s.loader.spec_augment.freq_masks < 0 || s.loader.spec_augment.time_masks < 0 || s.loader.spec_augment.freq_width < 0 ||
-      s.loader.spec_augment.time_width < 0 || s.loader.spec_augment.time_width > 1)
+  s.loader.spec_augment = data::SpecAugmentConfig{
+      static_cast<int>(c.integer("features.freq_masks")), static_cast<int>(c.integer("features.freq_width")),
+      static_cast<int>(c.integer("features.time_masks")), c.real("features.time_width")};
+  if (s.loader.spec_augment.freq_masks < 0 || s.loader.spec_augment.time_masks < 0 ||
+      s.loader.spec_augment.freq_width < 0 || s.loader.spec_augment.time_width < 0 ||
+      s.loader.spec_augment.time_width > 1)
     throw ConfigError("features.freq_masks/time_masks/freq_width must be ≥ 0 and features.time_width in [0, 1]");
   s.loader.workers = static_cast<int>(c.integer("data.workers"));
   s.loader.queue_depth = 2 * std::max(1, s.loader.workers);
@@ -81,6 +82,5 @@ train::TrainSettings read_train_settings(const Config& c) {
                                   static_cast<size_t>(c.real("dist.bucket_mib") * (1 << 20))};
   return s;
 }
-
 
 }  // namespace vtb

@@ -45,11 +45,14 @@ at::Tensor RelPositionAttentionImpl::forward(const at::Tensor& x, const at::Tens
   auto heads = [&](const at::Tensor& t) { return t.view({t.size(0), -1, heads_, dk_}).transpose(1, 2); };
   at::Tensor q = linear_q(x).view({B, T, heads_, dk_});  // [B,T,H,dk]: the biases add per head
   at::Tensor k = heads(linear_k(x)), v = heads(linear_v(x));
-  at::Tensor p = heads(linear_pos(pos));                  // [1,H,2T-1,dk]
+  at::Tensor p = heads(linear_pos(pos));                                                 // [1,H,2T-1,dk]
   at::Tensor ac = torch::matmul((q + pos_bias_u).transpose(1, 2), k.transpose(-2, -1));  // [B,H,T,T]
   at::Tensor bd = torch::matmul((q + pos_bias_v).transpose(1, 2), p.transpose(-2, -1));  // [B,H,T,2T-1]
   // Transformer-XL rel_shift: entry (i, j) becomes the score for relative position i - j.
-  bd = torch::constant_pad_nd(bd, {1, 0}).view({B, heads_, 2 * T, T}).narrow(2, 1, 2 * T - 1).view({B, heads_, T, 2 * T - 1});
+  bd = torch::constant_pad_nd(bd, {1, 0})
+           .view({B, heads_, 2 * T, T})
+           .narrow(2, 1, 2 * T - 1)
+           .view({B, heads_, T, 2 * T - 1});
   at::Tensor scores = (ac + bd.narrow(3, 0, T)) / std::sqrt(static_cast<double>(dk_));
   scores = scores.masked_fill(pad.view({B, 1, 1, T}), -10000.0);  // as NeMo: padded keys
   at::Tensor attn = dropout(torch::softmax(scores, -1));
@@ -73,7 +76,9 @@ at::Tensor ConvolutionModuleImpl::forward(const at::Tensor& x, const at::Tensor&
 }
 
 ConformerLayerImpl::ConformerLayerImpl(const ConformerShape& s) {
-  auto norm = [&](const char* name) { return register_module(name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.d_model}))); };
+  auto norm = [&](const char* name) {
+    return register_module(name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.d_model})));
+  };
   norm_feed_forward1 = norm("norm_feed_forward1");
   feed_forward1 = register_module("feed_forward1", FeedForward(s.d_model, s.ff_dim, s.dropout));
   norm_self_att = norm("norm_self_att");

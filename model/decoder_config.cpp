@@ -13,8 +13,8 @@ void DecoderConfig::validate() const {
   need(family == "gemma" || family == "llama", "family must be gemma or llama, got '" + family + "'");
   need(vocab > 0 && hidden > 0 && intermediate > 0 && layers > 0 && heads > 0 && kv_heads > 0 && head_dim > 0,
        "all sizes must be positive");
-  need(heads % kv_heads == 0, "heads (" + std::to_string(heads) + ") must be a multiple of kv_heads (" +
-                                  std::to_string(kv_heads) + ")");
+  need(heads % kv_heads == 0,
+       "heads (" + std::to_string(heads) + ") must be a multiple of kv_heads (" + std::to_string(kv_heads) + ")");
   need(head_dim % 2 == 0, "head_dim must be even for rotary embeddings");
 }
 
@@ -47,7 +47,8 @@ DecoderConfig read_hf_decoder_config(const std::string& path) {
   c.intermediate = get("intermediate_size").get<int64_t>();
   c.layers = get("num_hidden_layers").get<int64_t>();
   c.heads = get("num_attention_heads").get<int64_t>();
-  c.kv_heads = j.value("num_key_value_heads", nlohmann::json()).is_null() ? c.heads : j["num_key_value_heads"].get<int64_t>();
+  c.kv_heads =
+      j.value("num_key_value_heads", nlohmann::json()).is_null() ? c.heads : j["num_key_value_heads"].get<int64_t>();
   c.head_dim = j.value("head_dim", nlohmann::json()).is_null() ? c.hidden / c.heads : j["head_dim"].get<int64_t>();
   c.rms_eps = j.value("rms_norm_eps", 1e-6);
   c.rope_theta = j.value("rope_theta", 10000.0);

@@ -8,7 +8,7 @@
 namespace vtb::model {
 
 struct DecoderConfig {
-  std::string family = "gemma";  // gemma | llama: the four differences of DESIGN §2
+  std::string family = "gemma";  // gemma | llama: the four differences of docs/design.md §2
   int64_t vocab = 256000;
   int64_t hidden = 2048;
   int64_t intermediate = 16384;

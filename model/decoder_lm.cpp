@@ -15,7 +15,9 @@
 namespace vtb::model {
 namespace {
 
-torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
+torch::nn::Linear linear(int64_t in, int64_t out) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
 
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -28,7 +30,7 @@ std::pair<at::Tensor, at::Tensor> rope(const at::Tensor& positions, int64_t d, d
   at::Tensor exponent = torch::arange(0, d, 2, f32) / static_cast<double>(d);
   at::Tensor inv_freq = 1.0 / torch::pow(torch::scalar_tensor(theta, f32), exponent);
   at::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [B,T,d/2]
-  at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);           // [B,1,T,d]
+  at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);             // [B,1,T,d]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
@@ -208,7 +210,8 @@ MlpImpl::MlpImpl(const DecoderConfig& c, const LoraConfig& lora) : gelu_(c.is_ge
     const int64_t out = (fused_[0] + fused_[1]) * c.intermediate;
     if (out > 0) gate_up_lora = register_module("gate_up_lora", LoraAdapter(c.hidden, out, lora));
   } else {
-    if (lora.targets.count("gate")) gate_lora = register_module("gate_lora", LoraAdapter(c.hidden, c.intermediate, lora));
+    if (lora.targets.count("gate"))
+      gate_lora = register_module("gate_lora", LoraAdapter(c.hidden, c.intermediate, lora));
     if (lora.targets.count("up")) up_lora = register_module("up_lora", LoraAdapter(c.hidden, c.intermediate, lora));
   }
   if (lora.targets.count("down")) down_lora = register_module("down_lora", LoraAdapter(c.intermediate, c.hidden, lora));
@@ -312,8 +315,10 @@ at::Tensor DecoderLMImpl::hidden_states(const at::Tensor& embeds, const at::Tens
     auto* layer = model->layers[i]->as<DecoderLayer>();
     // An input that needs no gradient (layer 0 under frozen embeddings) would hide the layer's LoRA
     // parameters from a checkpointed backward: run such a layer normally.
-    const bool checkpoint = checkpointing_ && is_training() && cache == nullptr && h.requires_grad() && torch::GradMode::is_enabled();
-    h = checkpoint ? CheckpointedLayer::apply(h, cos, sin, allowed, layer) : layer->forward(h, cos, sin, allowed, ck, cv);
+    const bool checkpoint =
+        checkpointing_ && is_training() && cache == nullptr && h.requires_grad() && torch::GradMode::is_enabled();
+    h = checkpoint ? CheckpointedLayer::apply(h, cos, sin, allowed, layer)
+                   : layer->forward(h, cos, sin, allowed, ck, cv);
   }
   return model->norm(h);
 }
@@ -323,7 +328,8 @@ at::Tensor DecoderLMImpl::logits(const at::Tensor& hidden) {
 }
 
 at::Tensor DecoderLMImpl::forward(const at::Tensor& ids) {
-  at::Tensor positions = torch::arange(ids.size(1), ids.options().dtype(torch::kLong)).expand({ids.size(0), ids.size(1)});
+  at::Tensor positions =
+      torch::arange(ids.size(1), ids.options().dtype(torch::kLong)).expand({ids.size(0), ids.size(1)});
   return logits(hidden_states(embed(ids), positions, at::Tensor()));
 }
 
@@ -381,8 +387,8 @@ DecoderLM load_hf_decoder(const std::string& dir, const LoraConfig& lora, at::Sc
   for (const auto& name : ckpt.names()) {
     const bool tied_head = name == "lm_head.weight" && config.tie_embeddings;  // transformers ignores it too
     const std::string rope_suffix = ".rotary_emb.inv_freq";  // old Llama checkpoints carry these buffers
-    const bool rope_buffer =
-        name.size() > rope_suffix.size() && name.compare(name.size() - rope_suffix.size(), rope_suffix.size(), rope_suffix) == 0;
+    const bool rope_buffer = name.size() > rope_suffix.size() &&
+                             name.compare(name.size() - rope_suffix.size(), rope_suffix.size(), rope_suffix) == 0;
     if (!expected.count(name) && !tied_head && !rope_buffer) unexpected.push_back(name);
   }
   if (!missing.empty() || !mismatched.empty() || !unexpected.empty()) {

@@ -1,4 +1,4 @@
-// The decoder LLM: Gemma-1 and Llama from one implementation (DESIGN §2), Hugging Face parameter names,
+// The decoder LLM: Gemma-1 and Llama from one implementation (docs/design.md §2), Hugging Face parameter names,
 // multi-query/grouped attention, RoPE, a KV cache for incremental decoding, and LoRA (lora.h).
 #pragma once
 
@@ -63,7 +63,7 @@ class MlpImpl : public torch::nn::Module {
   LoraAdapter gate_up_lora{nullptr}, gate_lora{nullptr}, up_lora{nullptr}, down_lora{nullptr};
 
  private:
-  bool gelu_;  // Gemma: GeGLU with tanh-GELU; Llama: SwiGLU
+  bool gelu_;                       // Gemma: GeGLU with tanh-GELU; Llama: SwiGLU
   bool fused_[2] = {false, false};  // gate, up covered by gate_up_lora, in that row order
   bool merged_ = false;
 };
@@ -107,7 +107,9 @@ class DecoderLMImpl : public torch::nn::Module {
   at::Tensor logits(const at::Tensor& hidden);  // [.., D] → [.., vocab]
   at::Tensor forward(const at::Tensor& ids);    // [B,T] → logits [B,T,V], no padding, no cache
 
-  KVCache new_cache() const { return KVCache{std::vector<at::Tensor>(config_.layers), std::vector<at::Tensor>(config_.layers)}; }
+  KVCache new_cache() const {
+    return KVCache{std::vector<at::Tensor>(config_.layers), std::vector<at::Tensor>(config_.layers)};
+  }
 
   // Activation checkpointing: in training, each layer keeps only its input and recomputes its
   // activations during backward (less memory, about one more forward of compute).

@@ -22,7 +22,7 @@ using nlohmann::json;
 
 // safetensors dtypes LibTorch can hold; the others (U16, U32, U64, F8_*) parse but do not load.
 const std::pair<const char*, at::ScalarType> kTorchDtypes[] = {
-    {"BOOL", at::kBool}, {"U8", at::kByte},      {"I8", at::kChar}, {"I16", at::kShort}, {"F16", at::kHalf},
+    {"BOOL", at::kBool},     {"U8", at::kByte}, {"I8", at::kChar},   {"I16", at::kShort},  {"F16", at::kHalf},
     {"BF16", at::kBFloat16}, {"I32", at::kInt}, {"F32", at::kFloat}, {"F64", at::kDouble}, {"I64", at::kLong}};
 
 c10::optional<at::ScalarType> torch_dtype(const std::string& name) {
@@ -37,9 +37,7 @@ std::string dtype_of(at::ScalarType s) {
   throw SafetensorsError(std::string("safetensors has no dtype for LibTorch ") + at::toString(s));
 }
 
-[[noreturn]] void fail(const std::string& file, const std::string& what) {
-  throw SafetensorsError(file + ": " + what);
-}
+[[noreturn]] void fail(const std::string& file, const std::string& what) { throw SafetensorsError(file + ": " + what); }
 
 uint64_t read_u64_le(const uint8_t* p) {
   uint64_t v = 0;
@@ -77,7 +75,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   if (n > kMaxSafetensorsHeader || n > size - 8)
     fail(path, "header length " + std::to_string(n) + " is impossible for a file of " + std::to_string(size) +
                    " bytes (limit " + std::to_string(kMaxSafetensorsHeader) + ")");
-  f->header_ = parse_safetensors_header(std::string_view(reinterpret_cast<const char*>(bytes + 8), n), size - 8 - n, path);
+  f->header_ =
+      parse_safetensors_header(std::string_view(reinterpret_cast<const char*>(bytes + 8), n), size - 8 - n, path);
   f->data_ = bytes + 8 + n;
   for (size_t i = 0; i < f->header_.tensors.size(); ++i) f->index_[f->header_.tensors[i].name] = i;
   return f;
@@ -99,7 +98,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   if (!dtype) fail(path_, "tensor '" + name + "' has dtype " + e->dtype + ", which LibTorch cannot represent");
   auto keep_alive = self_.lock();
   void* data = const_cast<uint8_t*>(data_ + e->begin);
-  return at::from_blob(data, e->shape, [keep_alive](void*) {}, at::TensorOptions().dtype(*dtype));
+  return at::from_blob(
+      data, e->shape, [keep_alive](void*) {}, at::TensorOptions().dtype(*dtype));
 }
 
 std::string serialize_safetensors(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
@@ -140,7 +140,8 @@ std::string serialize_safetensors(const std::vector<std::pair<std::string, at::T
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((text.size() >> (8 * i)) & 0xff));
   out += text;
   for (const auto& it : items)
-    out.append(static_cast<const char*>(it.data.data_ptr()), static_cast<size_t>(it.data.numel()) * it.data.element_size());
+    out.append(static_cast<const char*>(it.data.data_ptr()),
+               static_cast<size_t>(it.data.numel()) * it.data.element_size());
   return out;
 }
 
@@ -177,7 +178,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {
     for (const auto& [name, file] : j["weight_map"].items()) {
       if (!file.is_string()) fail(index.string(), "weight_map entry '" + name + "' is not a file name");
       weight_map[name] = file.get<std::string>();
-      if (unique.insert(file.get<std::string>()).second) files.push_back((fs::path(dir) / file.get<std::string>()).string());
+      if (unique.insert(file.get<std::string>()).second)
+        files.push_back((fs::path(dir) / file.get<std::string>()).string());
     }
   } else if (fs::exists(fs::path(dir) / "model.safetensors")) {
     files.push_back((fs::path(dir) / "model.safetensors").string());

@@ -24,9 +24,7 @@ const DtypeSize* find_dtype(const std::string& name) {
   return nullptr;
 }
 
-[[noreturn]] void fail(const std::string& file, const std::string& what) {
-  throw SafetensorsError(file + ": " + what);
-}
+[[noreturn]] void fail(const std::string& file, const std::string& what) { throw SafetensorsError(file + ": " + what); }
 
 TensorEntry parse_entry(const std::string& file, const std::string& name, const json& j) {
   auto bad = [&](const std::string& what) { fail(file, "tensor '" + name + "': " + what); };

@@ -1,4 +1,4 @@
-// Shapes of the speech side: the FastConformer encoder and the Conformer modality adapter (DESIGN §2).
+// Shapes of the speech side: the FastConformer encoder and the Conformer modality adapter (docs/design.md §2).
 // Defaults are the paper's (Canary-1B encoder, 2-layer adapter).
 #pragma once
 
@@ -20,21 +20,21 @@ struct ConformerShape {
 
 struct EncoderConfig {
   int64_t n_mels = 128;
-  int64_t subsampling_factor = 8;      // dw_striding: log2(factor) stride-2 stages
+  int64_t subsampling_factor = 8;  // dw_striding: log2(factor) stride-2 stages
   int64_t subsampling_channels = 256;
-  ConformerShape conformer;            // Canary-1B: xscaling UNCONFIRMED, kept on as NeMo's default
+  ConformerShape conformer;  // Canary-1B: xscaling UNCONFIRMED, kept on as NeMo's default
 
-  int64_t subsampled_mels() const;     // frequency bins after the stride-2 stages
+  int64_t subsampled_mels() const;  // frequency bins after the stride-2 stages
   int64_t parameter_count() const;
   void validate() const;
 };
 
 struct AdapterConfig {
-  int64_t input_dim = 1024;  // the encoder's d_model
-  int64_t output_dim = 2048; // the LLM's width (the projection)
+  int64_t input_dim = 1024;   // the encoder's d_model
+  int64_t output_dim = 2048;  // the LLM's width (the projection)
   ConformerShape conformer{1024, 2, 8, 4096, 9, 0.1, true};
 
-  int64_t parameter_count() const;   // pre-encode Linear + layers (the projection is separate)
+  int64_t parameter_count() const;  // pre-encode Linear + layers (the projection is separate)
   int64_t projection_parameter_count() const { return conformer.d_model * output_dim + output_dim; }
 };
 

@@ -9,7 +9,8 @@ namespace vtb::model {
 SpeechLMImpl::SpeechLMImpl(const SpeechLMConfig& c) : SpeechLMImpl(c, DecoderLM(c.llm, c.lora)) {}
 
 SpeechLMImpl::SpeechLMImpl(const SpeechLMConfig& c, DecoderLM lm) : config_(c) {
-  if (config_.adapter.input_dim != config_.encoder.conformer.d_model || config_.adapter.output_dim != lm->config().hidden)
+  if (config_.adapter.input_dim != config_.encoder.conformer.d_model ||
+      config_.adapter.output_dim != lm->config().hidden)
     throw std::invalid_argument("speech LM: adapter input_dim must equal encoder d_model (" +
                                 std::to_string(config_.encoder.conformer.d_model) + ") and output_dim the LLM width (" +
                                 std::to_string(lm->config().hidden) + ")");
@@ -32,14 +33,16 @@ std::vector<at::Tensor> SpeechLMImpl::audio_embeddings(const at::Tensor& feature
   auto [frames, frame_lengths] = encoder(features, lengths);
   at::Tensor adapted = proj(modality_adapter(frames, frame_lengths));
   std::vector<at::Tensor> out;
-  for (int64_t i = 0; i < adapted.size(0); ++i) out.push_back(adapted[i].narrow(0, 0, frame_lengths[i].item<int64_t>()));
+  for (int64_t i = 0; i < adapted.size(0); ++i)
+    out.push_back(adapted[i].narrow(0, 0, frame_lengths[i].item<int64_t>()));
   return out;
 }
 
 SplicedInput SpeechLMImpl::splice(const SpeechBatch& batch) {
   const int64_t B = batch.ids.size(0);
-  at::Tensor placeholders = batch.ids.eq(config_.audio_token_id) &
-                            (torch::arange(batch.ids.size(1), batch.ids.options()).unsqueeze(0) < batch.lengths.unsqueeze(1));
+  at::Tensor placeholders =
+      batch.ids.eq(config_.audio_token_id) &
+      (torch::arange(batch.ids.size(1), batch.ids.options()).unsqueeze(0) < batch.lengths.unsqueeze(1));
   const int64_t n_audio = placeholders.sum().item<int64_t>();
   const int64_t n_segments = batch.features.defined() ? batch.features.size(0) : 0;
   if (n_audio != n_segments)
@@ -48,7 +51,7 @@ SplicedInput SpeechLMImpl::splice(const SpeechBatch& batch) {
   std::vector<at::Tensor> audio;
   if (n_segments > 0) audio = audio_embeddings(batch.features, batch.feature_lengths);
 
-  // Text embeddings are scaled as the LLM defines; adapter frames enter unscaled (DESIGN §3).
+  // Text embeddings are scaled as the LLM defines; adapter frames enter unscaled (docs/design.md §3).
   at::Tensor text = llm->embed(batch.ids);
   const at::Tensor ids_cpu = batch.ids.to(torch::kCPU).contiguous();
   const at::Tensor mask_cpu = batch.loss_mask.to(torch::kCPU, torch::kBool).contiguous();
@@ -66,8 +69,7 @@ SplicedInput SpeechLMImpl::splice(const SpeechBatch& batch) {
     auto flush_text = [&](int64_t end) {
       if (end <= start) return;
       pieces.push_back(text[b].narrow(0, start, end - start));
-      for (int64_t t = start; t < end; ++t)
-        tokens.push_back(mask[b][t] ? ids[b][t] : -100);
+      for (int64_t t = start; t < end; ++t) tokens.push_back(mask[b][t] ? ids[b][t] : -100);
     };
     for (int64_t t = 0; t < len; ++t) {
       if (ids[b][t] != config_.audio_token_id) continue;
@@ -114,12 +116,24 @@ LossOutput SpeechLMImpl::loss(const SpeechBatch& batch) {
   LossOutput out;
   out.tokens = where.sum().item<int64_t>();
   out.positions = in.lengths.sum().item<int64_t>();
+  // Every placeholder token became its segment's frames.
+  const int64_t segments = batch.features.defined() ? batch.features.size(0) : 0;
+  out.frames = out.positions - batch.lengths.sum().item<int64_t>() + segments;
+  out.example_tokens = where.sum(1).to(torch::kCPU);
   if (out.tokens == 0) {
-    out.loss = hidden.sum() * 0.0;  // keeps the graph (and every rank's collectives) alive
+    out.loss_sum = hidden.sum() * 0.0;  // keeps the graph (and every rank's collectives) alive
+    out.loss = out.loss_sum;
+    out.example_loss_sum = torch::zeros({where.size(0)});
     return out;
   }
   at::Tensor logits = llm->logits(hidden.index({where})).to(torch::kFloat);
-  out.loss = torch::nn::functional::cross_entropy(logits, in.targets.index({where}));
+  at::Tensor per_token = torch::nn::functional::cross_entropy(
+      logits, in.targets.index({where}), torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  out.loss_sum = per_token.sum();
+  out.loss = out.loss_sum / static_cast<double>(out.tokens);
+  // Per example, on CPU (small, and index_add_ on CUDA is not deterministic).
+  const at::Tensor rows = where.nonzero().select(1, 0).cpu();  // the example of each answer token
+  out.example_loss_sum = torch::zeros({where.size(0)}).index_add_(0, rows, per_token.detach().cpu());
   return out;
 }
 

@@ -1,5 +1,5 @@
 // SpeechLM: speech encoder → modality adapter → projection, spliced into the decoder LLM's input in
-// place of each <audio> placeholder token (DESIGN §3), so audio can sit anywhere, any number of times.
+// place of each <audio> placeholder token (docs/design.md §3), so audio can sit anywhere, any number of times.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -39,9 +39,13 @@ struct SplicedInput {
 };
 
 struct LossOutput {
-  at::Tensor loss;     // mean cross-entropy over answer tokens (0 when there are none)
-  int64_t tokens = 0;     // answer tokens counted
-  int64_t positions = 0;  // LLM sequence positions processed (text tokens + audio frames, no padding)
+  at::Tensor loss;              // mean cross-entropy over answer tokens (0 when there are none)
+  at::Tensor loss_sum;          // Σ cross-entropy over answer tokens: what training backpropagates
+  at::Tensor example_loss_sum;  // [B] float32, detached: Σ cross-entropy per example (per-source logging)
+  at::Tensor example_tokens;    // [B] int64: answer tokens per example
+  int64_t tokens = 0;           // answer tokens counted
+  int64_t positions = 0;        // LLM sequence positions processed (text tokens + audio frames, no padding)
+  int64_t frames = 0;           // audio frames spliced in (speech-encoder output frames)
 };
 
 class SpeechLMImpl : public torch::nn::Module {

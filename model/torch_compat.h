@@ -1,11 +1,17 @@
-// Every LibTorch-version-dependent call in vtb, behind TORCH_VERSION_MAJOR/MINOR (libtorch-compat.md).
+// Every LibTorch-version-dependent call in vtb, in one header. vtb builds against LibTorch >= 2.7 (the
+// PyPI wheel, C++11 ABI; cmake/VtbTorch.cmake refuses older): Debian's 1.13 is no longer supported, since it
+// needs C++17 where 2.x headers need C++20 and its autograd hooks differ.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include <cmath>
 #include <limits>
+
+static_assert(TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 7),
+              "vtb needs LibTorch 2.7 or newer");
 
 namespace vtb::compat {
 
@@ -20,13 +26,12 @@ inline at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, 
   return at::matmul(at::softmax(scores, -1).to(q.scalar_type()), v);
 }
 
-// The fused kernel where LibTorch has it (2.x) and it pays (CUDA); the reference path otherwise.
-// Both use scale 1/sqrt(d), the only scale vtb's decoder uses.
+// The fused kernel (scaled_dot_product_attention: flash / memory-efficient) on CUDA; the reference path
+// on CPU, where vtb's tests compare against Hugging Face's eager numerics. Both use scale 1/sqrt(d), the
+// only scale vtb's decoder uses.
 inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-#if TORCH_VERSION_MAJOR >= 2
-  if (q.is_cuda()) return at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false);
-#endif
+  if (q.is_cuda()) return at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, scale);
   return attention_reference(q, k, v, allowed, scale);
 }
 
@@ -36,25 +41,17 @@ class CudaBf16Autocast {
  public:
   explicit CudaBf16Autocast(bool enabled) : enabled_(enabled) {
     if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
     at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
     at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    previous_ = at::autocast::is_enabled();
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-#endif
     at::autocast::increment_nesting();
   }
   ~CudaBf16Autocast() {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(at::kCUDA, previous_);
-#else
-    at::autocast::set_enabled(previous_);
-#endif
+    at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
   }
   CudaBf16Autocast(const CudaBf16Autocast&) = delete;
   CudaBf16Autocast& operator=(const CudaBf16Autocast&) = delete;
@@ -62,6 +59,7 @@ class CudaBf16Autocast {
  private:
   bool enabled_;
   bool previous_ = false;
+  at::ScalarType previous_dtype_ = at::kHalf;
 };
 
 }  // namespace vtb::compat

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package vtb needs to build, test and run its quickstart.
+# Installs what vtb needs to build, test and run its quickstart: Debian 12 packages, and LibTorch from the
+# PyPI torch wheel in a virtual environment outside the checkout (VTB_TORCH_ENV, default
+# /opt/vtb/torch-2.14.1), so a fresh clone and a second checkout reuse it.
 # Idempotent: a second run installs nothing and takes a second. Needs root (or sudo).
 set -euo pipefail
 
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
-  # LibTorch 1.13 (CPU) and a fast BLAS for it (the reference BLAS is ~18x slower)
-  libtorch-dev libopenblas0-openmp python3-torch python3-torchaudio
+  # the venv LibTorch lives in; Debian's torch for the independent Python references in tests (and a fast
+  # BLAS for it: the reference BLAS is ~18x slower)
+  python3-venv python3-torch python3-torchaudio libopenblas0-openmp
   # MPI ranks
   openmpi-bin libopenmpi-dev
   # checkpoints
@@ -27,14 +30,42 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
-
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} Debian packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# ---- LibTorch: the PyPI torch wheel ------------------------------------------------------------------
+# torch 2.14.1 is the newest release built against CUDA 13.0 (its cuda-toolkit dependency is 13.0.3),
+# the toolkit's major.minor at /usr/local/cuda; 2.15 moved to CUDA 13.2. With a toolkit present the
+# wheel comes with its nvidia-* dependencies (cuDNN 9.24, NCCL 2.30.7, cuBLAS 13.1: the versions torch was
+# built and tested with; the toolkit's own are older) and vtb builds for CUDA. Without one, torch alone
+# (--no-deps), and vtb builds CPU-only (cmake/VtbTorch.cmake). Measured 2026-12-03, 50 MB/s from PyPI:
+# with dependencies 64 s, 5.4 GB; --no-deps 19 s, 1.2 GB (README "Build").
+torch_version=2.14.1
+env_dir=${VTB_TORCH_ENV:-/opt/vtb/torch-$torch_version}
+cuda_root=${CUDA_HOME:-/usr/local/cuda}
+flavour=cpu
+if [[ -x $cuda_root/bin/nvcc ]]; then flavour=cuda; fi
+marker=$env_dir/.vtb-installed
+if [[ -f $marker ]] && grep -qx "torch==$torch_version $flavour" "$marker"; then
+  echo "install-deps: torch $torch_version ($flavour) present in $env_dir"
+  exit 0
+fi
+echo "install-deps: installing torch $torch_version ($flavour) into $env_dir"
+$sudo mkdir -p "$env_dir"
+$sudo /usr/bin/python3 -m venv "$env_dir"
+pip_args=(--quiet --disable-pip-version-check --no-input)
+if [[ $flavour == cuda ]]; then
+  $sudo "$env_dir/bin/pip" install "${pip_args[@]}" "torch==$torch_version"
+else
+  echo "install-deps: no CUDA toolkit at $cuda_root: torch without its CUDA libraries; vtb will build CPU-only"
+  $sudo "$env_dir/bin/pip" install "${pip_args[@]}" --no-deps "torch==$torch_version"
+fi
+echo "torch==$torch_version $flavour" | $sudo tee "$marker" >/dev/null

@@ -18,6 +18,7 @@ for arg in "$@"; do
 done
 
 bash scripts/install-deps.sh
+export CCACHE_BASEDIR=$PWD  # ccache hits across clones
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)"
 

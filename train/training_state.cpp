@@ -15,6 +15,9 @@ namespace {
 
 std::string rank_file(const std::string& folder, int rank) { return folder + "/rank_" + std::to_string(rank) + ".h5"; }
 
+// The device the model trains on: where its first parameter lives.
+c10::Device model_device(model::SpeechLM& lm) { return lm->parameters().front().device(); }
+
 }  // namespace
 
 std::string frozen_llm_hash(model::SpeechLM& lm) {
@@ -23,7 +26,8 @@ std::string frozen_llm_hash(model::SpeechLM& lm) {
     if (p.value().requires_grad()) continue;
     const at::Tensor t = p.value().detach().to(torch::kCPU).contiguous();
     const auto* bytes = static_cast<const unsigned char*>(t.data_ptr());
-    for (int64_t i = 0; i < t.numel() * static_cast<int64_t>(t.element_size()); ++i) h = (h ^ bytes[i]) * 1099511628211ULL;
+    for (int64_t i = 0; i < t.numel() * static_cast<int64_t>(t.element_size()); ++i)
+      h = (h ^ bytes[i]) * 1099511628211ULL;
   }
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
@@ -41,8 +45,11 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
   for (const auto& p : lm->named_parameters())
     if (p.value().requires_grad()) snap.model.emplace_back(p.key(), copy(p.value()));
   for (const auto& b : lm->named_buffers()) snap.model.emplace_back(b.key(), copy(b.value()));
-  for (auto& [name, st] : optimizer.state()) snap.optim.push_back({name, copy(st.exp_avg), copy(st.exp_avg_sq), st.step});
+  for (auto& [name, st] : optimizer.state())
+    snap.optim.push_back({name, copy(st.exp_avg), copy(st.exp_avg_sq), st.step});
   snap.rng = at::detail::getDefaultCPUGenerator().get_state().to(torch::kLong);
+  const c10::Device device = model_device(lm);
+  if (device.is_cuda()) snap.rng_cuda = at::globalContext().defaultGenerator(device).get_state().to(torch::kLong);
   snap.config_text = config_text;
   snap.llm_label = llm_label;
   snap.llm_hash = llm_hash;
@@ -78,6 +85,7 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
   out.attribute("/train", "sampler_state", snap.run.sampler.serialize());
   out.attribute("/train", "step", snap.run.step);
   out.write("/rng/cpu", snap.rng);
+  if (snap.rng_cuda.defined()) out.write("/rng/cuda", snap.rng_cuda);
   out.close();
 }
 
@@ -96,8 +104,10 @@ void load_model_weights(const std::string& folder, model::SpeechLM& lm) {
   }
   for (const auto& b : lm->named_buffers()) {
     const std::string name = "/model/" + b.key();
-    if (state.exists(name)) b.value().copy_(state.read(name));
-    else missing.push_back(b.key());
+    if (state.exists(name))
+      b.value().copy_(state.read(name));
+    else
+      missing.push_back(b.key());
   }
   if (!missing.empty()) {
     std::string list;
@@ -111,7 +121,8 @@ std::string checkpoint_config(const std::string& folder) {
   return ckpt::Hdf5Reader(folder + "/state.h5").string_attribute("/train", "config");
 }
 
-RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer) {
+RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm,
+                             optim::AdamW& optimizer) {
   ckpt::Hdf5Reader state(folder + "/state.h5");
   const int64_t saved_world = state.int_attribute("/train", "world_size");
   const std::string saved_hash = state.string_attribute("/train", "llm_hash");
@@ -135,6 +146,18 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
     ckpt::Hdf5Reader mine(rank_file(folder, rank));
     run.sampler = data::SamplerState::deserialize(mine.string_attribute("/train", "sampler_state"));
     generator.set_state(mine.read("/rng/cpu").to(torch::kByte));
+    const c10::Device device = model_device(lm);
+    if (device.is_cuda()) {
+      if (mine.exists("/rng/cuda")) {
+        at::Generator gpu_generator = at::globalContext().defaultGenerator(device);  // a handle: shares the state
+        gpu_generator.set_state(mine.read("/rng/cuda").to(torch::kByte));
+      } else if (rank == 0) {
+        spdlog::warn(
+            "{} was written by a run on CPU: it holds no GPU generator state, so dropout on the GPU "
+            "draws a new stream (a valid continuation, not a bit-exact one)",
+            folder);
+      }
+    }
     return run;
   }
   // Another world size: weights and optimizer are exact; rank shards of the old data order do not map onto
@@ -142,8 +165,8 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
   // row); dropout draws a new stream.
   std::vector<data::SamplerState> old;
   for (int64_t r = 0; r < saved_world; ++r)
-    old.push_back(data::SamplerState::deserialize(ckpt::Hdf5Reader(rank_file(folder, static_cast<int>(r)))
-                                                      .string_attribute("/train", "sampler_state")));
+    old.push_back(data::SamplerState::deserialize(
+        ckpt::Hdf5Reader(rank_file(folder, static_cast<int>(r))).string_attribute("/train", "sampler_state")));
   run.sampler.step = run.step;
   run.sampler.sources.resize(old.front().sources.size());
   for (size_t src = 0; src < run.sampler.sources.size(); ++src) {
@@ -152,12 +175,18 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
       run.sampler.sources[src].consumed += o.sources.at(src).consumed;
     }
   }
-  generator.set_current_seed(static_cast<uint64_t>(run.step) * 1000003ULL + static_cast<uint64_t>(rank));
+  const uint64_t seed = static_cast<uint64_t>(run.step) * 1000003ULL + static_cast<uint64_t>(rank);
+  generator.set_current_seed(seed);
+  if (model_device(lm).is_cuda()) {
+    at::Generator gpu_generator = at::globalContext().defaultGenerator(model_device(lm));
+    gpu_generator.set_current_seed(seed);
+  }
   if (rank == 0)
-    spdlog::warn("{} was written by {} ranks, this job has {}: model and optimizer state are restored exactly; "
-                 "the data order is not (every source starts its next epoch with the new shards), and dropout "
-                 "draws a new random stream. The run is a valid continuation, not a bit-exact one.",
-                 folder, saved_world, world);
+    spdlog::warn(
+        "{} was written by {} ranks, this job has {}: model and optimizer state are restored exactly; "
+        "the data order is not (every source starts its next epoch with the new shards), and dropout "
+        "draws a new random stream. The run is a valid continuation, not a bit-exact one.",
+        folder, saved_world, world);
   return run;
 }
 

@@ -1,9 +1,10 @@
-// What a checkpoint holds and how it comes back (DESIGN §6):
+// What a checkpoint holds and how it comes back (docs/design.md §6):
 //   state.h5 (rank 0): /model/<name> trainable parameters and buffers (BatchNorm statistics);
 //     /optim/<name>/{exp_avg, exp_avg_sq, step}; /train attributes: step, world_size, format_version,
 //     config, llm (path or stand-in), llm_tensors (name, dtype, shape of each frozen weight) and llm_hash
 //     (of their bytes): the frozen weights themselves are not saved.
-//   rank_<r>.h5 (every rank): /train@sampler_state, /rng/cpu (the dropout generator).
+//   rank_<r>.h5 (every rank): /train@sampler_state, /rng/cpu (the dropout generator on CPU) and, on GPU
+//   runs, /rng/cuda (the rank's GPU generator: dropout there).
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,8 @@ struct TrainingSnapshot {
     int64_t step = 0;
   };
   std::vector<Moments> optim;
-  at::Tensor rng;
+  at::Tensor rng;       // the CPU generator's state
+  at::Tensor rng_cuda;  // the training GPU's generator (dropout on CUDA); undefined on CPU runs
   std::string config_text, llm_label, llm_hash, llm_tensors;
 };
 
@@ -61,6 +63,7 @@ std::string checkpoint_config(const std::string& folder);
 // world size is the same; with another world size the weights and optimizer are exact, every source starts
 // its next epoch on the new shards, and a warning says so. Throws with a message when the frozen LLM or
 // the parameter set differ.
-RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm, optim::AdamW& optimizer);
+RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm,
+                             optim::AdamW& optimizer);
 
 }  // namespace vtb::train

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Checks `vtb data features` against an independent implementation of the DESIGN §2 recipe on Debian's
+"""Checks `vtb data features` against an independent implementation of the docs/design.md §2 recipe on Debian's
 python3-torch and python3-torchaudio: the Slaney mel filterbank against torchaudio's melscale_fbanks
 (max abs diff ≤ 1e-6) and normalised features (max abs diff ≤ 1e-3) for both STFT conventions.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Checks `vtb lm logits` against an independent float64 implementation of the Hugging Face Gemma-1 and
 Llama forward pass (transformers' modeling_gemma.py / modeling_llama.py, written out here from the
-formulas in shared/reference/model-and-data.md §2), on small random models that this script writes in
+formulas in docs/sources.md §2), on small random models that this script writes in
 Hugging Face layout with its own safetensors writer: F32 and BF16 weights, single-file and sharded.
 
 With a third argument, a Hugging Face folder that `vtb lm pretrain` wrote is checked the same way: its

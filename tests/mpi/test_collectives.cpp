@@ -73,7 +73,8 @@ TEST(Collectives, AsyncAllreducesCompleteInIssueOrder) {
   const int n = comm().size();
   for (int i = 0; i < 8; ++i) {
     works[i]->wait();
-    EXPECT_TRUE(torch::equal(ts[i], torch::full({1000 + i}, static_cast<double>(n * i + n * (n - 1) / 2), torch::kDouble)));
+    EXPECT_TRUE(
+        torch::equal(ts[i], torch::full({1000 + i}, static_cast<double>(n * i + n * (n - 1) / 2), torch::kDouble)));
   }
 }
 
@@ -107,6 +108,23 @@ TEST(Collectives, AllgatherStrings) {
   ASSERT_EQ(all.size(), static_cast<size_t>(comm().size()));
   for (int r = 0; r < comm().size(); ++r)
     EXPECT_EQ(all[r], std::string(static_cast<size_t>(r * 5), static_cast<char>('a' + r)));
+}
+
+// The NCCL backend through the same element-wise check, where every rank has a GPU of its own: NCCL
+// refuses two ranks of one communicator on one device, so a 1-GPU machine runs this at -np 1 only
+// (scripts/gpu-check.sh does). Every rank sees the same answer, so all skip or none.
+TEST(Nccl, EveryOpEveryDtypeExact) {
+#ifndef VTB_WITH_CUDA
+  GTEST_SKIP() << "this vtb was built without CUDA (VTB_WITH_CUDA=OFF)";
+#endif
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine";
+  if (static_cast<int>(torch::cuda::device_count()) < world().local_size)
+    GTEST_SKIP() << "NCCL needs one GPU per rank: " << world().local_size << " ranks on this node, "
+                 << torch::cuda::device_count() << " GPU(s)";
+  auto nccl = make_communicator("cuda", CommunicatorOptions{60});
+  EXPECT_EQ(nccl->backend(), "nccl");
+  for (const auto& c : check_collectives(*nccl, {0, 1, 7, 1000, (1 << 18) + 3}))
+    EXPECT_EQ(c.wrong, 0) << "nccl " << c.op << " " << c.dtype << " " << c.elements << " elements";
 }
 
 }  // namespace

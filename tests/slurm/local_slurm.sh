@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster from Debian's packages, in a private folder (facts: ../shared/reference/slurm-local.md).
+# A one-node Slurm cluster from Debian 12's packages (slurm-wlm 22.05), in a private folder.
 #   local_slurm.sh start DIR   munged, slurmctld and slurmd, all state/logs/pids under DIR; prints the
 #                              `export SLURM_CONF=...` line every client command needs
 #   local_slurm.sh stop DIR    cancels every job, then ends slurmd, slurmctld and munged by their pid files

@@ -1,5 +1,5 @@
 // Audio loading and resampling (libsndfile + soxr), the mel filterbank against torchaudio's published
-// values (reference/model-and-data.md §4), and bad audio inputs.
+// values (docs/sources.md §4), and bad audio inputs.
 #include <gtest/gtest.h>
 #include <sndfile.h>
 #include <torch/torch.h>
@@ -122,7 +122,7 @@ TEST(Features, FrameCountsAndNormalisation) {
   FeatureConfig reflect;
   at::Tensor f = LogMelExtractor(reflect).compute(x);
   EXPECT_EQ(f.size(0), 128);
-  EXPECT_EQ(f.size(1), 101);  // 16005 / 160 + 1
+  EXPECT_EQ(f.size(1), 101);                              // 16005 / 160 + 1
   EXPECT_LT(f.mean(1).abs().max().item<double>(), 1e-4);  // per-bin mean 0 over valid frames
   FeatureConfig floor_rule;
   floor_rule.pad_mode = "constant";

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "data/batch_loader.h"
 #include "data/audio.h"
+#include "data/batch_loader.h"
 #include "data/manifest.h"
 #include "data/prompt.h"
 #include "data/synthetic_corpus.h"

@@ -31,10 +31,10 @@ TEST(Config, DefaultsWithoutFile) {
 TEST(Config, CommandLineBeatsFileBeatsDefault) {
   const std::string ini = write_ini("[dist]\ntimeout_s = 30\nbucket_mib = 8\n\n[log]\nall_ranks = yes\n");
   const Config c = Config::load(ini, {"--dist.timeout_s=5", "--run.threads", "3"});
-  EXPECT_EQ(c.real("dist.timeout_s"), 5.0);   // command line
-  EXPECT_EQ(c.real("dist.bucket_mib"), 8.0);  // file
-  EXPECT_TRUE(c.flag("log.all_ranks"));       // file, Boost's boolean spelling
-  EXPECT_EQ(c.integer("run.threads"), 3);     // command line, "--key value" form
+  EXPECT_EQ(c.real("dist.timeout_s"), 5.0);         // command line
+  EXPECT_EQ(c.real("dist.bucket_mib"), 8.0);        // file
+  EXPECT_TRUE(c.flag("log.all_ranks"));             // file, Boost's boolean spelling
+  EXPECT_EQ(c.integer("run.threads"), 3);           // command line, "--key value" form
   EXPECT_EQ(c.real("dist.first_bucket_mib"), 1.0);  // default
   std::remove(ini.c_str());
 }
@@ -84,9 +84,7 @@ TEST(Config, BadValueNamesTheKeyAndLine) {
   std::remove(ini.c_str());
 }
 
-TEST(Config, MissingFileIsAnError) {
-  EXPECT_THROW(Config::load("/nonexistent/vtb.ini", {}), ConfigError);
-}
+TEST(Config, MissingFileIsAnError) { EXPECT_THROW(Config::load("/nonexistent/vtb.ini", {}), ConfigError); }
 
 TEST(Config, ResolvedIniReadsBackToTheSameConfig) {
   const Config original = Config::load("", {"--dist.timeout_s=2.5", "--run.dir=runs/x y", "--log.all_ranks=true",
@@ -98,7 +96,8 @@ TEST(Config, ResolvedIniReadsBackToTheSameConfig) {
   EXPECT_EQ(again.str("run.dir"), "runs/x y");
   EXPECT_TRUE(again.flag("log.all_ranks"));
   EXPECT_EQ(again.list("data.source"), (std::vector<std::string>{"a asr 1 x.jsonl", "b text 2 y.jsonl"}));
-  for (const auto& key : known_keys()) EXPECT_NE(original.resolved_ini().find(key.substr(key.find('.') + 1)), std::string::npos) << key;
+  for (const auto& key : known_keys())
+    EXPECT_NE(original.resolved_ini().find(key.substr(key.find('.') + 1)), std::string::npos) << key;
   std::remove(ini.c_str());
 }
 

@@ -29,8 +29,9 @@ const Tokenizer& tokenizer() {
   static const Tokenizer tok = [] {
     const std::string corpus = temp_dir() + "/corpus.txt";
     std::ofstream out(corpus);
-    const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "transcribe", "audio", "what", "is", "said",
-                           "hello", "there", "answer", "question", "translate", "into", "german", "one", "two"};
+    const char* words[] = {"the",      "cat",       "sat",  "on",     "a",     "mat",   "transcribe",
+                           "audio",    "what",      "is",   "said",   "hello", "there", "answer",
+                           "question", "translate", "into", "german", "one",   "two"};
     for (int i = 0; i < 400; ++i) {
       for (int w = 0; w < 8; ++w) out << words[(i * 7 + w * 3) % 20] << (w < 7 ? " " : "");
       out << " " << i << ".\n";
@@ -62,7 +63,7 @@ std::string write(const std::string& name, const std::string& text) {
   return path;
 }
 
-// Expected ids: the template written out as one string (DESIGN §3), encoded whole; <bos>/<eos> are
+// Expected ids: the template written out as one string (docs/design.md §3), encoded whole; <bos>/<eos> are
 // control pieces that never match text, so they are added around it.
 std::vector<int> template_ids(const std::string& body) {
   std::vector<int> ids{tokenizer().special().bos};
@@ -101,7 +102,8 @@ TEST(ChatTemplate, SpeechExampleIdsAndMask) {
                                SourceKind::Speech, "transcribe the audio");
   const FormattedExample f = format_conversation(c, tokenizer());
   const auto expected = template_ids(
-      "<start_of_turn>user\ntranscribe the audio<audio><end_of_turn>\n<start_of_turn>model\nthe cat sat<end_of_turn>\n");
+      "<start_of_turn>user\ntranscribe the audio<audio><end_of_turn>\n<start_of_turn>model\nthe cat "
+      "sat<end_of_turn>\n");
   EXPECT_EQ(f.ids, expected);
   EXPECT_EQ(f.loss_mask, mask_for(expected, {"the cat sat"}));
   ASSERT_EQ(f.audio.size(), 1u);
@@ -126,11 +128,11 @@ TEST(ChatTemplate, MultiTurnTextTrainsEveryAnswer) {
 TEST(ChatTemplate, MixedModalTurnWithTwoAudios) {
   write("b.wav", "x");
   write("c.wav", "x");
-  const Conversation c = parse(
-      R"({"conversations": [{"from": "User", "value": "the cat <audio> and <audio> said what"},)"
-      R"({"from": "Assistant", "value": "a mat"}], "audios": [{"audio_filepath": "b.wav", "duration": 2},)"
-      R"({"audio_filepath": "c.wav", "duration": 0.5, "offset": 1.25}]})",
-      SourceKind::Mixed);
+  const Conversation c =
+      parse(R"({"conversations": [{"from": "User", "value": "the cat <audio> and <audio> said what"},)"
+            R"({"from": "Assistant", "value": "a mat"}], "audios": [{"audio_filepath": "b.wav", "duration": 2},)"
+            R"({"audio_filepath": "c.wav", "duration": 0.5, "offset": 1.25}]})",
+            SourceKind::Mixed);
   const FormattedExample f = format_conversation(c, tokenizer());
   // Text between placeholders is encoded piece by piece: split the template at the two <audio>.
   std::vector<int> expected{tokenizer().special().bos};
@@ -160,15 +162,15 @@ TEST(ChatTemplate, GenerationPromptEndsWithTheModelHeader) {
 TEST(Manifest, BadLinesFailNamingFileAndLineOrAreSkippedAndCounted) {
   write("ok.wav", "x");
   const std::string lines[] = {
-      R"({"audio_filepath": "ok.wav", "duration": 1.0, "answer": "fine"})",      // 1 ok
-      R"({"audio_filepath": "missing.wav", "duration": 1.0, "answer": "x"})",    // 2 missing file
-      R"({"audio_filepath": "ok.wav", "duration": 1.0, "answer": )",             // 3 invalid JSON
-      R"({"audio_filepath": "ok.wav", "answer": "x"})",                          // 4 missing field
-      R"({"audio_filepath": "ok.wav", "duration": "long", "answer": "x"})",      // 5 wrong type
+      R"({"audio_filepath": "ok.wav", "duration": 1.0, "answer": "fine"})",             // 1 ok
+      R"({"audio_filepath": "missing.wav", "duration": 1.0, "answer": "x"})",           // 2 missing file
+      R"({"audio_filepath": "ok.wav", "duration": 1.0, "answer": )",                    // 3 invalid JSON
+      R"({"audio_filepath": "ok.wav", "answer": "x"})",                                 // 4 missing field
+      R"({"audio_filepath": "ok.wav", "duration": "long", "answer": "x"})",             // 5 wrong type
       "{\"audio_filepath\": \"ok.wav\", \"duration\": 1.0, \"answer\": \"\xff\xfe\"}",  // 6 invalid UTF-8
-      R"({"audio_filepath": "ok.wav", "duration": -3, "answer": "x"})",          // 7 absurd duration
-      R"({"audio_filepath": "ok.wav", "duration": 99.0, "answer": "too long"})", // 8 filtered (max 40 s)
-      R"({"audio_filepath": "ok.wav", "duration": 2.0, "answer": "fine too"})",  // 9 ok
+      R"({"audio_filepath": "ok.wav", "duration": -3, "answer": "x"})",                 // 7 absurd duration
+      R"({"audio_filepath": "ok.wav", "duration": 99.0, "answer": "too long"})",        // 8 filtered (max 40 s)
+      R"({"audio_filepath": "ok.wav", "duration": 2.0, "answer": "fine too"})",         // 9 ok
   };
   std::string text;
   for (const auto& l : lines) text += l + "\n";
@@ -192,8 +194,10 @@ TEST(Manifest, BadLinesFailNamingFileAndLineOrAreSkippedAndCounted) {
   EXPECT_EQ(m.stats.skipped.at("invalid JSON"), 2);  // line 3 and the invalid UTF-8 of line 6
   EXPECT_EQ(m.examples[1].origin, path + ":9");
   // Each reason, one line at a time, under the fail policy.
-  const std::pair<int, std::string> reasons[] = {{3, "invalid JSON"}, {4, "missing field \"duration\""},
-                                                 {5, "field \"duration\" must be a number"}, {6, "invalid JSON"},
+  const std::pair<int, std::string> reasons[] = {{3, "invalid JSON"},
+                                                 {4, "missing field \"duration\""},
+                                                 {5, "field \"duration\" must be a number"},
+                                                 {6, "invalid JSON"},
                                                  {7, "absurd duration"}};
   for (const auto& [line, reason] : reasons) {
     const std::string one = write("one.jsonl", lines[line - 1] + "\n");
@@ -215,14 +219,16 @@ TEST(Manifest, ConversationShapeErrors) {
                                    R"({"from": "Assistant", "value": "x"}], "audios": []})",
                                    temp_dir(), o, c),
                ManifestError);  // marker without audio
-  EXPECT_THROW(parse_manifest_line(R"({"conversations": [{"from": "User", "value": "no marker"},)"
-                                   R"({"from": "Assistant", "value": "x"}], "audios": [{"audio_filepath": "b.wav", "duration": 1}]})",
-                                   temp_dir(), o, c),
+  EXPECT_THROW(parse_manifest_line(
+                   R"({"conversations": [{"from": "User", "value": "no marker"},)"
+                   R"({"from": "Assistant", "value": "x"}], "audios": [{"audio_filepath": "b.wav", "duration": 1}]})",
+                   temp_dir(), o, c),
                ManifestError);  // audio without marker
   o.kind = SourceKind::Text;
-  EXPECT_THROW(parse_manifest_line(R"({"conversations": [{"from": "User", "value": "a"}, {"from": "User", "value": "b"}]})",
-                                   temp_dir(), o, c),
-               ManifestError);  // roles must alternate
+  EXPECT_THROW(
+      parse_manifest_line(R"({"conversations": [{"from": "User", "value": "a"}, {"from": "User", "value": "b"}]})",
+                          temp_dir(), o, c),
+      ManifestError);  // roles must alternate
   EXPECT_THROW(parse_manifest_line(R"({"conversations": [{"from": "Robot", "value": "a"}]})", temp_dir(), o, c),
                ManifestError);
 }
@@ -231,7 +237,8 @@ std::vector<SamplerSource> sources(std::vector<std::pair<double, size_t>> weight
   std::vector<SamplerSource> out;
   for (size_t s = 0; s < weight_size.size(); ++s) {
     SamplerSource src{"s" + std::to_string(s), weight_size[s].first, {}};
-    for (size_t i = 0; i < weight_size[s].second; ++i) src.costs.push_back({0.5 + (i * 37 % 100) / 10.0, 20 + static_cast<int64_t>(i % 50)});
+    for (size_t i = 0; i < weight_size[s].second; ++i)
+      src.costs.push_back({0.5 + (i * 37 % 100) / 10.0, 20 + static_cast<int64_t>(i % 50)});
     out.push_back(src);
   }
   return out;
@@ -239,7 +246,8 @@ std::vector<SamplerSource> sources(std::vector<std::pair<double, size_t>> weight
 
 TEST(MixingSampler, SharesFollowTheWeights) {
   const std::vector<double> w{0.85, 0.10, 0.05};
-  MixingSampler s(sources({{w[0], 500}, {w[1], 300}, {w[2], 200}}), BatchLimits{20, 0, 0, 64}, MixMode::PerBatch, 7, 0, 1);
+  MixingSampler s(sources({{w[0], 500}, {w[1], 300}, {w[2], 200}}), BatchLimits{20, 0, 0, 64}, MixMode::PerBatch, 7, 0,
+                  1);
   std::vector<int> counts(3, 0);
   const int n = 10000;
   for (int i = 0; i < n; ++i) {
@@ -270,7 +278,9 @@ TEST(MixingSampler, BatchesRespectLimits) {
 
 TEST(MixingSampler, RestoredStateGivesTheSameNextBatches) {
   for (MixMode mode : {MixMode::PerBatch, MixMode::PerSample}) {
-    auto make = [&] { return MixingSampler(sources({{0.7, 97}, {0.3, 53}}), BatchLimits{8, 0, 6, 16}, mode, 11, 1, 2); };
+    auto make = [&] {
+      return MixingSampler(sources({{0.7, 97}, {0.3, 53}}), BatchLimits{8, 0, 6, 16}, mode, 11, 1, 2);
+    };
     MixingSampler a = make();
     for (int i = 0; i < 137; ++i) a.next();  // past several epochs of the small sources
     const std::string saved = a.state().serialize();

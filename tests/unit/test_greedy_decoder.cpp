@@ -16,7 +16,8 @@ namespace {
 
 model::SpeechBatch prompts() {
   model::SpeechBatch b;
-  b.ids = torch::tensor({{2, 10, 7, 11, 12, 13, 14, 15}, {2, 20, 21, 22, 0, 0, 0, 0}, {2, 30, 7, 31, 7, 32, 0, 0}}, torch::kLong);
+  b.ids = torch::tensor({{2, 10, 7, 11, 12, 13, 14, 15}, {2, 20, 21, 22, 0, 0, 0, 0}, {2, 30, 7, 31, 7, 32, 0, 0}},
+                        torch::kLong);
   b.lengths = torch::tensor({8, 4, 6}, torch::kLong);
   b.loss_mask = torch::zeros({3, 8}, torch::kBool);
   b.features = torch::randn({3, 20, 40});
@@ -107,9 +108,9 @@ TEST(Sampling, SeededTemperatureSamplingAndTinyTopPIsGreedy) {
   EXPECT_EQ(greedy_decode(lm, b, nucleus), g);
 }
 
-
 // log p(tokens | prompt) by full recomputation, float64, ids ≥ vocab_limit impossible.
-double sequence_log_prob(model::SpeechLM& lm, const at::Tensor& prompt, const std::vector<int64_t>& tokens, int64_t vocab_limit) {
+double sequence_log_prob(model::SpeechLM& lm, const at::Tensor& prompt, const std::vector<int64_t>& tokens,
+                         int64_t vocab_limit) {
   torch::NoGradGuard no_grad;
   at::Tensor seq = prompt.unsqueeze(0);
   if (!tokens.empty()) seq = torch::cat({seq, lm->llm->embed(torch::tensor(tokens, torch::kLong).unsqueeze(0))}, 1);
@@ -146,7 +147,7 @@ TEST(BeamSearch, EnoughBeamsFindTheExhaustiveSearchsBest) {
   o.vocab_limit = 5;  // tokens 0..4, 1 stops: 4 + 16 + 64 + 16 + 4 + 1 sequences to enumerate
   o.stop_ids = {1};
   o.max_new_tokens = 3;
-  o.beams = 25;       // never prunes: at most 16 live prefixes of any length
+  o.beams = 25;  // never prunes: at most 16 live prefixes of any length
   o.length_penalty = 0;
   const auto found = beam_search(lm, b, o);
   const model::SplicedInput in = lm->splice(b);

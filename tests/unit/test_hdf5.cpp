@@ -59,7 +59,9 @@ TEST(Hdf5, RoundTripTensorsAndAttributes) {
   const std::string py = "/usr/bin/python3 -c \"import h5py, numpy as np; f = h5py.File('" + path +
                          "', 'r'); w = f['/model/encoder.layers.0.linear.weight'][...]; "
                          "assert w.shape == (300, 70) and w.dtype == np.float32; "
-                         "assert abs(float(w.sum()) - " + std::to_string(w.sum().item<double>()) + ") < 1e-2; "
+                         "assert abs(float(w.sum()) - " +
+                         std::to_string(w.sum().item<double>()) +
+                         ") < 1e-2; "
                          "assert list(f['/train/steps'][...]) == list(range(7)); "
                          "assert f['/train'].attrs['step'] == 42; "
                          "assert f['/model/encoder.layers.0.linear.weight'].fletcher32\"";
@@ -92,7 +94,8 @@ TEST(Hdf5, FlippedByteFailsTheReadOfThatDatasetOnly) {
     in.read("/model/pattern");
     FAIL() << "the flipped byte went unnoticed";
   } catch (const Hdf5Error& e) {
-    EXPECT_NE(std::string(e.what()).find(path + ": dataset '/model/pattern' is corrupt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path + ": dataset '/model/pattern' is corrupt"), std::string::npos)
+        << e.what();
   }
 }
 

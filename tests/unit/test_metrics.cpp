@@ -1,5 +1,5 @@
 // WER and BLEU against the reference tools' own published test cases (jiwer tests/test_measures.py;
-// sacreBLEU test/test_bleu.py, test_sentence_bleu.py), as collected in reference/model-and-data.md §11.
+// sacreBLEU test/test_bleu.py, test_sentence_bleu.py), as collected in docs/sources.md §11.
 #include <gtest/gtest.h>
 
 #include "eval/metrics.h"
@@ -11,7 +11,8 @@ TEST(Wer, JiwerTestCases) {
   EXPECT_DOUBLE_EQ(corpus_wer({"This is a test"}, {"This is a test"}, false), 0.0);
   EXPECT_DOUBLE_EQ(corpus_wer({"This is a test"}, {""}, false), 1.0);
   EXPECT_DOUBLE_EQ(corpus_wer({"This is a test"}, {"This test"}, false), 0.5);
-  EXPECT_DOUBLE_EQ(corpus_wer({"i am a short ground truth"}, {"i am a considerably longer and very much incorrect hypothesis"}, false),
+  EXPECT_DOUBLE_EQ(corpus_wer({"i am a short ground truth"},
+                              {"i am a considerably longer and very much incorrect hypothesis"}, false),
                    7.0 / 6.0);
   // wer_contiguous: a reference given in pieces is one sentence.
   EXPECT_DOUBLE_EQ(corpus_wer({"hello this sentence is fractured"}, {"this sentence"}, false), 0.6);

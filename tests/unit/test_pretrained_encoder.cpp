@@ -14,7 +14,8 @@ namespace {
 
 std::vector<std::pair<std::string, at::Tensor>> encoder_tensors(model::SpeechLM& lm) {
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& p : lm->encoder->named_parameters()) out.emplace_back("encoder." + p.key(), p.value().detach().clone());
+  for (const auto& p : lm->encoder->named_parameters())
+    out.emplace_back("encoder." + p.key(), p.value().detach().clone());
   for (const auto& b : lm->encoder->named_buffers()) out.emplace_back("encoder." + b.key(), b.value().detach().clone());
   return out;
 }

@@ -56,9 +56,7 @@ TEST(Safetensors, ReferenceVectorPaddingTo72) {
   EXPECT_EQ(bytes.substr(0, 8 + 72), u64le(72) + json + std::string(7, ' '));
 }
 
-TEST(Safetensors, ReferenceVectorEmpty) {
-  EXPECT_EQ(serialize_safetensors({}), u64le(8) + "{}" + std::string(6, ' '));
-}
+TEST(Safetensors, ReferenceVectorEmpty) { EXPECT_EQ(serialize_safetensors({}), u64le(8) + "{}" + std::string(6, ' ')); }
 
 TEST(Safetensors, ReferenceVectorMetadataOnly) {
   const std::string bytes = serialize_safetensors({}, {{"framework", "pt"}});
@@ -79,18 +77,17 @@ TEST(Safetensors, WriterOrdersByAlignmentThenName) {
 }
 
 TEST(Safetensors, RoundTripEveryTorchDtype) {
-  std::vector<std::pair<std::string, at::Tensor>> tensors{
-      {"f32", torch::randn({3, 4})},
-      {"f64", torch::randn({2}, torch::kDouble)},
-      {"bf16", torch::randn({5, 1}).to(torch::kBFloat16)},
-      {"f16", torch::randn({7}).to(torch::kHalf)},
-      {"i64", torch::arange(-3, 3, torch::kLong)},
-      {"i32", torch::arange(4, torch::kInt)},
-      {"u8", torch::arange(9, torch::kByte).view({3, 3})},
-      {"bool", torch::tensor({true, false, true})},
-      {"scalar", torch::scalar_tensor(2.5)},
-      {"empty", torch::zeros({0, 4})},
-      {"strided", torch::randn({4, 3}).t()}};
+  std::vector<std::pair<std::string, at::Tensor>> tensors{{"f32", torch::randn({3, 4})},
+                                                          {"f64", torch::randn({2}, torch::kDouble)},
+                                                          {"bf16", torch::randn({5, 1}).to(torch::kBFloat16)},
+                                                          {"f16", torch::randn({7}).to(torch::kHalf)},
+                                                          {"i64", torch::arange(-3, 3, torch::kLong)},
+                                                          {"i32", torch::arange(4, torch::kInt)},
+                                                          {"u8", torch::arange(9, torch::kByte).view({3, 3})},
+                                                          {"bool", torch::tensor({true, false, true})},
+                                                          {"scalar", torch::scalar_tensor(2.5)},
+                                                          {"empty", torch::zeros({0, 4})},
+                                                          {"strided", torch::randn({4, 3}).t()}};
   const std::string path = temp_path("roundtrip.safetensors");
   write_safetensors(path, tensors, {{"format", "pt"}});
   auto f = SafetensorsFile::open(path);
@@ -119,29 +116,29 @@ TEST(Safetensors, RejectsMalformedFiles) {
   expect_rejected("huge_length", u64le(uint64_t{1} << 40) + good, "is impossible");
   expect_rejected("bad_json", file_with_header(R"({"a":{"dtype":)", 0), "not valid JSON");
   expect_rejected("not_object", file_with_header("[1,2]", 0), "not a JSON object");
-  expect_rejected("unknown_dtype",
-                  file_with_header(R"({"a":{"dtype":"F12","shape":[2],"data_offsets":[0,8]}})", 8),
+  expect_rejected("unknown_dtype", file_with_header(R"({"a":{"dtype":"F12","shape":[2],"data_offsets":[0,8]}})", 8),
                   "tensor 'a': unknown dtype 'F12'");
-  expect_rejected("size_mismatch",
-                  file_with_header(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
+  expect_rejected("size_mismatch", file_with_header(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8),
                   "tensor 'a': holds 8 bytes but F32 of its shape needs 12");
   expect_rejected("overlap",
                   file_with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+                                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                   12),
                   "tensor 'b' overlaps");
   expect_rejected("gap",
                   file_with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                                   R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12),
+                                   R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                                   12),
                   "gap in the data buffer before tensor 'b'");
   expect_rejected("duplicate",
                   file_with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                                   R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
+                                   R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                   8),
                   "tensor 'a' appears twice");
-  expect_rejected("negative_shape",
-                  file_with_header(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4),
+  expect_rejected("negative_shape", file_with_header(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4),
                   "non-negative integers");
-  expect_rejected("reversed_offsets",
-                  file_with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4), "end 0 < begin 4");
+  expect_rejected("reversed_offsets", file_with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4),
+                  "end 0 < begin 4");
   expect_rejected("metadata_not_string", file_with_header(R"({"__metadata__":{"k":1}})", 0), "not a string");
   expect_rejected("unknown_field",
                   file_with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", 4),

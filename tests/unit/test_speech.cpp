@@ -31,7 +31,7 @@ TEST(SpeechCounts, FormulasMatchModulesAndThePaper) {
   ModalityAdapter adapter(adp);
   EXPECT_EQ(adp.parameter_count(), count(*adapter));
 
-  // The paper's configuration (reference/model-and-data.md §7): 609 M encoder with 128 mels, 52 M adapter.
+  // The paper's configuration (docs/sources.md §7): 609 M encoder with 128 mels, 52 M adapter.
   EncoderConfig canary;
   EXPECT_EQ(canary.conformer.layer_parameter_count(), 25207808);
   EXPECT_EQ(canary.parameter_count(), 609321984);
@@ -169,7 +169,8 @@ TEST(SpeechLM, PlaceholdersAreReplacedInPlaceAndTargetsAreAnswersOnly) {
   EXPECT_EQ(out.tokens, 4);
   at::Tensor logits = lm->llm->logits(lm->llm->hidden_states(in.embeds, in.positions, in.valid));
   at::Tensor lp = torch::log_softmax(logits, -1);
-  const double expected = -(lp[0][4 + a0 + a1][14] + lp[0][5 + a0 + a1][15] + lp[1][2][22] + lp[1][3][23]).item<double>() / 4;
+  const double expected =
+      -(lp[0][4 + a0 + a1][14] + lp[0][5 + a0 + a1][15] + lp[1][2][22] + lp[1][3][23]).item<double>() / 4;
   EXPECT_NEAR(out.loss.item<double>(), expected, 1e-5);
 
   batch.feature_lengths = torch::tensor({30}, torch::kLong);

@@ -92,11 +92,13 @@ TEST(MixedModal, SpansOfUserTurnsBecomeSpeech) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string input = dir + "/text.jsonl";
-  std::ofstream(input) << R"({"conversations": [{"from": "User", "value": "The cat is red. The dog is big. What is bigger?"},)"
-                       << R"({"from": "Assistant", "value": "the dog"}]})" << "\n"
-                       << R"({"conversations": [{"from": "User", "value": "Hello there."}, {"from": "Assistant", "value": "hi"},)"
-                       << R"({"from": "User", "value": "What is two plus two? Answer in words."}, {"from": "Assistant", "value": "four"}]})"
-                       << "\n";
+  std::ofstream(input)
+      << R"({"conversations": [{"from": "User", "value": "The cat is red. The dog is big. What is bigger?"},)"
+      << R"({"from": "Assistant", "value": "the dog"}]})"
+      << "\n"
+      << R"({"conversations": [{"from": "User", "value": "Hello there."}, {"from": "Assistant", "value": "hi"},)"
+      << R"({"from": "User", "value": "What is two plus two? Answer in words."}, {"from": "Assistant", "value": "four"}]})"
+      << "\n";
   MixgenOptions o;
   o.input = input;
   o.out_dir = dir;

@@ -59,6 +59,37 @@ TEST(Watchdog, ProbedCollectiveRetiresWhenDone) {
   EXPECT_EQ(fired, 0);
 }
 
+// A backend's asynchronous error (NCCL's ncclCommGetAsyncError) ends the job long before the deadline,
+// naming the collective in flight; with nothing in flight the probe is not consulted.
+TEST(Watchdog, AsyncErrorEndsTheJobBeforeTheDeadline) {
+  std::atomic<int> fired{0}, probed{0};
+  std::atomic<bool> broken{false};
+  std::string message;
+  Watchdog w(
+      "nccl", 1, 30.0,
+      [&](const CollectiveRecord&, const std::string& m) {
+        message = m;
+        ++fired;
+      },
+      [&]() -> std::string {
+        ++probed;
+        return broken ? "remote process exited or there was a network error" : "";
+      });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(probed, 0) << "no collective in flight: nothing to probe";
+  const auto start = std::chrono::steady_clock::now();
+  w.start({7, "allreduce", "bfloat16", 2u << 20}, [] { return false; });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(fired, 0);
+  EXPECT_GT(probed, 0);
+  broken = true;
+  while (fired == 0 && std::chrono::steady_clock::now() - start < 5s) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(fired, 1);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  for (const char* part : {"rank 1", "nccl reported an error", "allreduce #7", "2.0 MiB", "network error"})
+    EXPECT_NE(message.find(part), std::string::npos) << part << " missing from: " << message;
+}
+
 TEST(FormatBytes, Units) {
   EXPECT_EQ(format_bytes(512), "512 B");
   EXPECT_EQ(format_bytes(1536), "1.5 KiB");
