@@ -63,7 +63,8 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
 double warmup_cosine(int64_t step, double peak, double floor, int64_t warmup, int64_t total) {
   if (warmup > 0 && step <= warmup) return peak * static_cast<double>(step) / static_cast<double>(warmup);
   if (step >= total) return floor;
-  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
+  const double progress =
+      static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
   return floor + (peak - floor) * 0.5 * (1 + std::cos(M_PI * progress));
 }
 

@@ -1,5 +1,6 @@
-// AdamW (decoupled weight decay, Loshchilov & Hutter) with parameter groups, written out so that its whole
-// state is plain named tensors a checkpoint can hold and restore exactly. Same update as PyTorch's AdamW:
+// AdamW (decoupled weight decay, Loshchilov & Hutter), weight decay on or off per parameter (default_decays),
+// written out so that its whole state is plain named tensors a checkpoint can hold and restore exactly.
+// Same update as PyTorch's AdamW:
 //   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 //   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
 #pragma once
@@ -15,7 +16,7 @@ namespace vtb::optim {
 
 struct AdamWOptions {
   double beta1 = 0.9;
-  double beta2 = 0.98;   // the paper's
+  double beta2 = 0.98;  // the paper's
   double eps = 1e-8;
   double weight_decay = 1e-3;
 };
@@ -27,7 +28,7 @@ struct ParamState {
 
 class AdamW {
  public:
-  // `params`: name → tensor. Weight decay applies to those `decays(name, tensor)` accepts.
+  // `params`: name → tensor. Weight decay applies to those default_decays(name, tensor) accepts.
   AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options);
 
   // One update at learning rate `lr`. Parameters without a gradient are left alone (as PyTorch does).

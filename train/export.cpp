@@ -26,7 +26,8 @@ std::map<std::string, at::Tensor> peft_adapter_tensors(model::SpeechLM& lm) {
     auto& m = layer->mlp;
     if (a->qkv_lora) {  // rows of B in q, k, v order, for the projections the fused adapter covers
       int64_t row = 0;
-      const std::pair<const char*, torch::nn::Linear> bases[] = {{"q_proj", a->q_proj}, {"k_proj", a->k_proj}, {"v_proj", a->v_proj}};
+      const std::pair<const char*, torch::nn::Linear> bases[] = {
+          {"q_proj", a->q_proj}, {"k_proj", a->k_proj}, {"v_proj", a->v_proj}};
       for (int p = 0; p < 3; ++p) {
         if (!a->fused_covers(p)) continue;
         const int64_t rows = bases[p].second->weight.size(0);
@@ -34,7 +35,8 @@ std::map<std::string, at::Tensor> peft_adapter_tensors(model::SpeechLM& lm) {
         row += rows;
       }
     }
-    for (auto [name, ad] : {std::pair{"q_proj", a->q_lora}, {"k_proj", a->k_lora}, {"v_proj", a->v_lora}, {"o_proj", a->o_lora}})
+    for (auto [name, ad] :
+         {std::pair{"q_proj", a->q_lora}, {"k_proj", a->k_lora}, {"v_proj", a->v_lora}, {"o_proj", a->o_lora}})
       if (ad) put(attn + name, ad->A, ad->B);
     if (m->gate_up_lora) {
       const int64_t rows = m->gate_proj->weight.size(0);

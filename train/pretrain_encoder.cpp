@@ -67,8 +67,8 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
   }
   comm.barrier();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("encoder pretrain: loss {:.4f} → {:.4f} in {:.0f} s (CTC); saved {}", report.first_loss, report.last_loss,
-               report.seconds, e.out_file);
+  spdlog::info("encoder pretrain: loss {:.4f} → {:.4f} in {:.0f} s (CTC); saved {}", report.first_loss,
+               report.last_loss, report.seconds, e.out_file);
   return report;
 }
 
@@ -83,7 +83,8 @@ void load_encoder_weights(model::SpeechLM& lm, const std::string& file) {
     if (f->find(key) == nullptr) return problems.push_back("missing " + key);
     const at::Tensor t = f->tensor(key);
     if (t.sizes() != target.sizes())
-      return problems.push_back(key + " has shape " + c10::str(t.sizes()) + ", the model's is " + c10::str(target.sizes()));
+      return problems.push_back(key + " has shape " + c10::str(t.sizes()) + ", the model's is " +
+                                c10::str(target.sizes()));
     target.copy_(t);
   };
   for (const auto& p : lm->encoder->named_parameters()) load(p.key(), p.value());

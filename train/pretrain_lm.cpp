@@ -45,7 +45,8 @@ std::vector<Document> read_documents(const std::vector<std::string>& corpora, co
           docs.push_back(data::format_conversation(c, tok).ids);
         }
       } catch (const std::exception& e) {
-        throw std::runtime_error(path + ":" + std::to_string(n) + ": not a document ({\"text\"} or {\"conversations\"}): " + e.what());
+        throw std::runtime_error(path + ":" + std::to_string(n) +
+                                 ": not a document ({\"text\"} or {\"conversations\"}): " + e.what());
       }
     }
   }
@@ -54,7 +55,8 @@ std::vector<Document> read_documents(const std::vector<std::string>& corpora, co
 }
 
 // Inputs and targets of `batch` documents, right-padded; targets of padding are -100 (ignored).
-std::pair<at::Tensor, at::Tensor> make_batch(const std::vector<Document>& docs, const std::vector<size_t>& pick, int pad) {
+std::pair<at::Tensor, at::Tensor> make_batch(const std::vector<Document>& docs, const std::vector<size_t>& pick,
+                                             int pad) {
   size_t longest = 0;
   for (size_t i : pick) longest = std::max(longest, docs[i].size());
   const int64_t T = static_cast<int64_t>(longest) - 1;

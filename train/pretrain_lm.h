@@ -23,9 +23,9 @@ struct PretrainSettings {
   model::DecoderConfig llm;
   std::string tokenizer, audio_piece = "<audio>";
   std::vector<std::string> corpora;
-  std::string out_dir;          // the Hugging Face folder written at the end (rank 0)
+  std::string out_dir;  // the Hugging Face folder written at the end (rank 0)
   int64_t seed = 1234;
-  int64_t batch = 32;           // documents per rank per step
+  int64_t batch = 32;  // documents per rank per step
   PretrainSchedule schedule;
   optim::AdamWOptions adamw;
   dist::BucketOptions buckets;

@@ -1,5 +1,5 @@
 // What `vtb lm pretrain` and `vtb encoder pretrain` share around their forward passes: gradients averaged
-// over ranks by the bucketer, clipped, one AdamW step at the warmup + cosine rate, and the loss averaged
+// over ranks by the bucketer, then clip_and_step (train_step.h) at the warmup + cosine rate, and the loss averaged
 // over ranks into the log every log_every steps.
 #pragma once
 
@@ -21,10 +21,10 @@ struct PretrainSchedule {
 };
 
 struct PretrainReport {
-  int64_t documents = 0;   // lm pretrain: documents in the corpus
-  int64_t tokens = 0;      // lm pretrain: tokens in the corpus
-  double first_loss = 0;   // mean over the first log_every steps
-  double last_loss = 0;    // mean over the last log_every steps
+  int64_t documents = 0;  // lm pretrain: documents in the corpus
+  int64_t tokens = 0;     // lm pretrain: tokens in the corpus
+  double first_loss = 0;  // mean over the first log_every steps
+  double last_loss = 0;   // mean over the last log_every steps
   double seconds = 0;
 };
 
@@ -44,7 +44,6 @@ class PretrainStepper {
   dist::Communicator& comm_;
   dist::GradientBucketer bucketer_;
   optim::AdamW optimizer_;
-  std::vector<at::Tensor> tensors_;
   PretrainSchedule schedule_;
   std::string what_;
   double window_ = 0;

@@ -1,4 +1,4 @@
-// `vtb train`: single-stage joint speech–text SFT (DESIGN §5–§6). The loop reads like the method: draw a
+// `vtb train`: single-stage joint speech–text SFT (docs/design.md §5–§6). The loop reads like the method: draw a
 // batch from the mix → forward → loss on answers → backward with overlapped allreduce → clip → AdamW
 // step → maybe checkpoint. Settings come from launch/ (train_command.cpp) as plain structs.
 #pragma once
@@ -33,13 +33,13 @@ struct TrainSettings {
   // Write checkpoints in a background thread (one in flight) through this second communicator, so
   // their collectives never interleave with training's; null = write synchronously.
   dist::Communicator* checkpoint_comm = nullptr;
-  double peak_tflops = 0;         // per rank, for MFU in metrics.jsonl; 0 = not reported
+  double peak_tflops = 0;  // per rank, for MFU in metrics.jsonl; 0 = not reported
   int64_t keep_last = 3;
   int64_t max_bad_steps = 10;
   double lr = 1e-4, lr_min = 1e-6, clip = 1.0;
   optim::AdamWOptions adamw;
   model::SpeechLMConfig model;
-  std::string llm_dir;  // Hugging Face folder of the frozen LLM; "" = a stand-in from the seed
+  std::string llm_dir;       // Hugging Face folder of the frozen LLM; "" = a stand-in from the seed
   std::string encoder_init;  // safetensors of a pretrained encoder to start from; "" = random
   std::string tokenizer, audio_piece = "<audio>";
   std::vector<SourceSettings> sources;

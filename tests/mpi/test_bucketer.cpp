@@ -40,7 +40,8 @@ std::vector<torch::Tensor> reference_grads(int micro_steps, bool skip_last_layer
   auto mlp = make_mlp();
   for (int m = 0; m < micro_steps; ++m) {
     torch::Tensor x = batch(m);
-    torch::Tensor y = (skip_last_layer_on_rank1 && comm().rank() == 1) ? mlp->forward(x).sum() : mlp->forward(x).pow(2).mean();
+    torch::Tensor y =
+        (skip_last_layer_on_rank1 && comm().rank() == 1) ? mlp->forward(x).sum() : mlp->forward(x).pow(2).mean();
     y.backward();
   }
   std::vector<torch::Tensor> grads;
@@ -60,7 +61,8 @@ std::vector<torch::Tensor> bucketed_grads(int micro_steps, bool skip_last_layer_
   for (int m = 0; m < micro_steps; ++m) {
     bucketer.prepare(/*sync=*/m == micro_steps - 1);
     torch::Tensor x = batch(m);
-    torch::Tensor y = (skip_last_layer_on_rank1 && comm().rank() == 1) ? mlp->forward(x).sum() : mlp->forward(x).pow(2).mean();
+    torch::Tensor y =
+        (skip_last_layer_on_rank1 && comm().rank() == 1) ? mlp->forward(x).sum() : mlp->forward(x).pow(2).mean();
     y.backward();
   }
   bucketer.finish();
@@ -76,7 +78,8 @@ void expect_bit_identical(const std::vector<torch::Tensor>& a, const std::vector
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     if (comm().size() == 2) {
-      EXPECT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i << " max abs diff " << (a[i] - b[i]).abs().max().item<double>();
+      EXPECT_TRUE(torch::equal(a[i], b[i]))
+          << "tensor " << i << " max abs diff " << (a[i] - b[i]).abs().max().item<double>();
     } else {
       EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-6, 1e-9)) << "tensor " << i;
     }

@@ -1,0 +1,57 @@
+// What a training run reports each step: one JSON line per step in <run.dir>/metrics.jsonl (rank 0), and a
+// progress line (rewritten in place on a terminal, every train.log_every steps otherwise). docs/design.md
+// lists the fields.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "model/speech_lm.h"
+#include "train/train_step.h"
+#include "train/trainer.h"
+
+namespace vtb::train {
+
+// Model FLOPs of one step (the MFU numerator), the usual 2·N per position forward and 4·N backward:
+// trainable LLM-side weights (LoRA) 6·N, frozen LLM weights 4·N (forward, and backward for activations
+// only), encoder/adapter/projection 6·N per encoder frame. Attention's T² terms are left out.
+struct FlopModel {
+  double frozen = 0, lora = 0, speech = 0;
+  explicit FlopModel(model::SpeechLM& lm);
+  double step(double positions, double frames) const {
+    return (4 * frozen + 6 * lora) * positions + 6 * speech * frames;
+  }
+};
+
+struct StepRecord {
+  int64_t step = 0;
+  double lr = 0;
+  Update update;
+  double seconds = 0;  // wall time of the step
+};
+
+class MetricsLog {
+ public:
+  // On rank 0, opens metrics.jsonl for appending after dropping lines of steps past `resumed_step` (a killed
+  // run may have logged steps it did not commit). Other ranks log nothing.
+  MetricsLog(dist::Communicator& comm, const TrainSettings& settings, model::SpeechLM& lm,
+             std::vector<std::string> source_names, int64_t resumed_step);
+
+  // `stats` already summed over ranks.
+  void record(const StepRecord& record, const StepStatistics& stats);
+
+ private:
+  const TrainSettings& settings_;
+  bool root_, tty_;
+  int world_;
+  c10::Device device_;
+  FlopModel flops_;
+  std::vector<std::string> source_names_;
+  std::ofstream file_;
+  double step_time_ema_ = 0;
+};
+
+}  // namespace vtb::train

@@ -1,0 +1,93 @@
+#include "train/train_step.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "model/torch_compat.h"
+
+namespace vtb::train {
+namespace {
+
+model::SpeechBatch to_model_batch(const data::Batch& b, const c10::Device& device) {
+  auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device, /*non_blocking=*/true) : t; };
+  return model::SpeechBatch{to(b.ids), to(b.lengths), to(b.loss_mask), to(b.features), to(b.feature_lengths)};
+}
+
+}  // namespace
+
+void StepStatistics::allreduce(dist::Communicator& comm) {
+  std::vector<double> packed{loss_sum, tokens, audio_seconds, positions, frames};
+  packed.insert(packed.end(), source_loss_sum.begin(), source_loss_sum.end());
+  packed.insert(packed.end(), source_tokens.begin(), source_tokens.end());
+  at::Tensor t = torch::tensor(packed, torch::kDouble).to(comm.device());
+  comm.allreduce(t, dist::ReduceOp::Sum);
+  t = t.cpu();
+  const double* v = t.data_ptr<double>();
+  loss_sum = v[0], tokens = v[1], audio_seconds = v[2], positions = v[3], frames = v[4];
+  const size_t k = source_loss_sum.size();
+  source_loss_sum.assign(v + 5, v + 5 + k);
+  source_tokens.assign(v + 5 + k, v + 5 + 2 * k);
+}
+
+StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Batch>& micro_batches,
+                                dist::GradientBucketer& bucketer, dist::Communicator& comm,
+                                const StepOptions& options) {
+  if (micro_batches.empty()) throw std::invalid_argument("forward_backward: no micro-batch");
+  const c10::Device device = comm.device();
+  // 1. The step's answer tokens over every rank and micro-batch, before any backward.
+  std::vector<int64_t> answer_tokens;
+  int64_t mine = 0;
+  for (const auto& b : micro_batches) mine += answer_tokens.emplace_back(b.loss_mask.sum().item<int64_t>());
+  at::Tensor count = torch::full({1}, mine, torch::kLong).to(device);
+  comm.allreduce(count, dist::ReduceOp::Sum);
+  const int64_t global_tokens = count.cpu().item<int64_t>();
+  const double scale = global_tokens > 0 ? static_cast<double>(comm.size()) / static_cast<double>(global_tokens) : 0.0;
+
+  StepStatistics stats;
+  stats.source_loss_sum.assign(options.sources, 0.0);
+  stats.source_tokens.assign(options.sources, 0.0);
+  bucketer.zero_grad();
+  for (size_t m = 0; m < micro_batches.size(); ++m) {
+    const data::Batch& batch = micro_batches[m];
+    bucketer.prepare(/*sync=*/m + 1 == micro_batches.size());
+    model::LossOutput out;
+    {
+      compat::CudaBf16Autocast autocast(device.is_cuda());  // bf16 on GPUs, float32 on CPU
+      out = lm->loss(to_model_batch(batch, device));
+    }
+    if (out.tokens != answer_tokens[m])
+      throw std::logic_error("forward_backward: the model scored " + std::to_string(out.tokens) +
+                             " answer tokens where the batch marks " + std::to_string(answer_tokens[m]));
+    at::Tensor loss_sum = options.corrupt_loss ? options.corrupt_loss(out.loss_sum) : out.loss_sum;
+    // 2. ΣCE × world / N: the bucketer's average over ranks then yields ∇(ΣCE / N).
+    (loss_sum * scale).backward();
+    stats.loss_sum += loss_sum.item<double>();
+    stats.tokens += static_cast<double>(out.tokens);
+    stats.audio_seconds += batch.audio_seconds;
+    stats.positions += static_cast<double>(out.positions);
+    stats.frames += static_cast<double>(out.frames);
+    const at::Tensor example_loss = out.example_loss_sum.cpu(), example_tokens = out.example_tokens.cpu();
+    for (size_t e = 0; e < batch.sources.size(); ++e) {
+      const size_t k = batch.sources[e];
+      if (k >= options.sources) throw std::out_of_range("forward_backward: example of an unknown source");
+      stats.source_loss_sum[k] += example_loss[static_cast<int64_t>(e)].item<double>();
+      stats.source_tokens[k] += static_cast<double>(example_tokens[static_cast<int64_t>(e)].item<int64_t>());
+    }
+  }
+  bucketer.finish();
+  return stats;
+}
+
+Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double loss) {
+  std::vector<at::Tensor> params;
+  for (const auto& named : optimizer.params()) params.push_back(named.second);
+  Update u;
+  u.grad_norm = optim::clip_grad_norm(params, clip);
+  u.applied = std::isfinite(u.grad_norm) && std::isfinite(loss);
+  if (u.applied) optimizer.step(lr);
+  return u;
+}
+
+}  // namespace vtb::train

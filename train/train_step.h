@@ -1,0 +1,61 @@
+// One optimizer step's forward and backward over this rank's micro-batches, and the statistics it logs.
+//
+// Note [Loss normalisation]: the loss of a step is the mean cross-entropy over *all* its answer tokens,
+// on every rank and in every micro-batch: L = Σ CE / N. So that the averaged gradient is exactly ∇L, whatever
+// the split of tokens over ranks and micro-batches (torchtitan does the same):
+//   1. every rank counts the answer tokens of its micro-batches before any forward, and one allreduce gives N;
+//   2. each micro-batch backpropagates (its Σ CE) × world / N;
+//   3. the bucketer averages over ranks (÷ world), so the gradient is Σ_ranks Σ_micro ∇ΣCE / N = ∇L;
+//   4. the logged loss is Σ CE (allreduced) / N: the same L.
+// Averaging per-micro-batch means instead would weigh a token of a short batch more than one of a long batch.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "data/batch_loader.h"
+#include "dist/communicator.h"
+#include "dist/gradient_bucketer.h"
+#include "model/speech_lm.h"
+#include "optim/adamw.h"
+
+namespace vtb::train {
+
+struct StepStatistics {
+  double loss_sum = 0;                                 // Σ cross-entropy over answer tokens
+  double tokens = 0;                                   // answer tokens
+  double audio_seconds = 0;                            // audio in the batches
+  double positions = 0;                                // LLM sequence positions (text tokens + audio frames)
+  double frames = 0;                                   // speech-encoder output frames
+  std::vector<double> source_loss_sum, source_tokens;  // per source, credited per example
+
+  double loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }
+  double source_loss(size_t k) const { return source_tokens[k] > 0 ? source_loss_sum[k] / source_tokens[k] : 0.0; }
+  // Sums every field over the ranks, in place (one allreduce).
+  void allreduce(dist::Communicator& comm);
+};
+
+struct StepOptions {
+  size_t sources = 1;  // how many sources the batches' `sources` indices refer to
+  // Fault injection: applied to each micro-batch's loss sum before backward (tests: NaN steps).
+  std::function<at::Tensor(const at::Tensor&)> corrupt_loss;
+};
+
+// Zeroes the gradients, runs forward and backward over `micro_batches` (this rank's, at least one) with the
+// gradient synchronised by `bucketer` on the last, normalised as Note [Loss normalisation] says. Collective
+// (the token count). Returns this rank's statistics (before StepStatistics::allreduce).
+StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Batch>& micro_batches,
+                                dist::GradientBucketer& bucketer, dist::Communicator& comm, const StepOptions& options);
+
+// The optimizer's half of a step.
+struct Update {
+  double grad_norm = 0;  // of the averaged gradient, before clipping
+  bool applied = false;  // false: the loss or the norm was not finite and the step was skipped
+};
+
+// → clip → step: clips the averaged gradients of the optimizer's parameters to global norm `clip` (≤ 0: no
+// clipping) and, when that norm and `loss` are finite, takes one AdamW step at `lr`. Gradients are averaged,
+// so every rank sees the same norm and decides alike.
+Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double loss);
+
+}  // namespace vtb::train
