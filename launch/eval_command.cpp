@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "data/manifest.h"
 #include "dist/exit_codes.h"
@@ -15,6 +16,29 @@
 #include "launch/trained_model.h"
 
 namespace vtb {
+
+namespace {
+
+// Writes predictions.jsonl and metrics.json (`about` and the result's metrics) into `out`, and logs the result.
+void write_results(const std::filesystem::path& out, const eval::EvalResult& r, nlohmann::json about) {
+  std::filesystem::create_directories(out);
+  std::ofstream predictions(out / "predictions.jsonl");
+  for (const auto& p : r.predictions)
+    predictions << nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump()
+                << "\n";
+  nlohmann::json metrics = std::move(about);
+  metrics["examples"] = r.predictions.size();
+  metrics[r.metric] = r.value;
+  for (const auto& [name, value] : r.also) metrics[name] = value;
+  if (!r.detail.empty()) metrics["signature"] = r.detail;
+  std::ofstream(out / "metrics.json") << metrics.dump(2) << "\n";
+  std::string also;
+  for (const auto& [name, value] : r.also) also += fmt::format(", {} = {:.4f}", name, value);
+  spdlog::info("{} on {} examples: {} = {:.4f}{} {} (written to {})", metrics.value("kind", ""), r.predictions.size(),
+               r.metric, r.value, also, r.detail, out.string());
+}
+
+}  // namespace
 
 int eval_command(int argc, char** argv) {
   namespace po = boost::program_options;
@@ -77,29 +101,14 @@ int eval_command(int argc, char** argv) {
   const eval::EvalResult r = eval::evaluate(*s.comm, t.lm, tok, manifest.examples, eo);
 
   if (s.world->rank == 0) {
-    const std::string stem = "eval_" + fs::path(cmd.options["manifest"].as<std::string>()).stem().string();
+    const std::string manifest_path = cmd.options["manifest"].as<std::string>();
+    const std::string stem = "eval_" + fs::path(manifest_path).stem().string();
     const fs::path out = cmd.options.count("out") ? fs::path(cmd.options["out"].as<std::string>())
                          : folder.empty()         ? fs::path(s.config.str("run.dir")) / ("untrained_" + stem)
                                                   : fs::path(folder) / stem;
-    fs::create_directories(out);
-    std::ofstream predictions(out / "predictions.jsonl");
-    for (const auto& p : r.predictions)
-      predictions
-          << nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump()
-          << "\n";
-    nlohmann::json metrics{{"checkpoint", folder.empty() ? "untrained (" + config_file + ")" : folder},
-                           {"manifest", cmd.options["manifest"].as<std::string>()},
-                           {"kind", kind},
-                           {"examples", r.predictions.size()},
-                           {r.metric, r.value},
-                           {"ranks", s.world->size}};
-    for (const auto& [name, value] : r.also) metrics[name] = value;
-    if (!r.detail.empty()) metrics["signature"] = r.detail;
-    std::ofstream(out / "metrics.json") << metrics.dump(2) << "\n";
-    std::string also;
-    for (const auto& [name, value] : r.also) also += fmt::format(", {} = {:.4f}", name, value);
-    spdlog::info("{} on {} examples: {} = {:.4f}{} {} (written to {})", kind, r.predictions.size(), r.metric, r.value,
-                 also, r.detail, out.string());
+    const std::string model = folder.empty() ? "untrained (" + config_file + ")" : folder;
+    write_results(out, r,
+                  {{"checkpoint", model}, {"manifest", manifest_path}, {"kind", kind}, {"ranks", s.world->size}});
   }
   return kExitOk;
 }
