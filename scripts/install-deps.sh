@@ -68,5 +68,8 @@ if [[ $flavour == cuda ]]; then
 else
   echo "install-deps: no CUDA toolkit at $cuda_root: torch without its CUDA libraries; vtb will build CPU-only"
   $sudo "$env_dir/bin/pip" install "${pip_args[@]}" --no-deps "torch==$torch_version"
+  # The wheel's libtorch_cpu.so itself needs libcudart.so.13 and libcupti.so.13 (readelf -d): the two small
+  # wheels that hold them (~5 MB of libraries), at the versions torch 2.14.1 requires (cuda-toolkit==13.0.3).
+  $sudo "$env_dir/bin/pip" install "${pip_args[@]}" "cuda-toolkit[cudart,cupti]==13.0.3"
 fi
 echo "torch==$torch_version $flavour" | $sudo tee "$marker" >/dev/null

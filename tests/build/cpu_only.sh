@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The fallback for a machine without a CUDA toolkit (a newcomer's laptop): the same sources configure
 # against the same torch wheel with no toolkit visible, the configure line says "CPU-only build" once,
-# the binary loads no CUDA library (so the torch wheel's nvidia-* dependencies need not exist), says so
-# in --version, runs a 2-rank job, and refuses run.device=cuda with a message.
+# the binary links no CUDA library itself and loads none but the two that the wheel's libtorch_cpu.so needs
+# (libcudart, libcupti: no cuBLAS, cuDNN, NCCL or libtorch_cuda), says so in --version, runs a 2-rank job, and refuses run.device=cuda with a message.
 # usage: cpu_only.sh SOURCE_DIR WORK_DIR
 set -uo pipefail
 src=$1 work=$2
@@ -17,8 +17,12 @@ lines=$(grep -c "CPU-only build" "$work/configure.log")
 grep "CPU-only build" "$work/configure.log"
 cmake --build "$work" --target vtb >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "build"; }
 vtb=$work/launch/vtb
+# vtb itself links no CUDA library; the wheel's libtorch_cpu.so needs libcudart and libcupti only (which
+# install-deps installs without a toolkit), never cuBLAS, cuDNN, NCCL or libtorch_cuda.
+needed=$(readelf -d "$vtb" | grep NEEDED)
+if grep -E "torch_cuda|c10_cuda|cudart|nccl|cublas|cudnn|cupti" <<<"$needed"; then fail "the CPU-only binary links CUDA libraries"; fi
 libs=$(ldd "$vtb")
-if grep -E "torch_cuda|c10_cuda|cudart|nccl|nvidia|cublas|cudnn" <<<"$libs"; then fail "the CPU-only binary loads CUDA libraries"; fi
+if grep -E "torch_cuda|c10_cuda|nccl|cublas|cudnn|nvshmem" <<<"$libs"; then fail "the CPU-only binary loads CUDA libraries beyond cudart/cupti"; fi
 version=$("$vtb" --version) || fail "vtb --version"
 echo "$version"
 grep -q "CUDA/NCCL: not built (CPU-only build)" <<<"$version" || fail "--version does not say CPU-only"
