@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  clang-format  # the format check (tests/build/format_check.sh)
+  clang-format  # the format check (tests/toolchain/format_check.sh)
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
   # the venv LibTorch lives in; Debian's torch for the independent Python references in tests (and a fast
