@@ -68,10 +68,11 @@ void Checkpointer::save(const RunState& run, bool wait_for_commit) {
   saved.sampler = loader_.state();
   auto snap = std::make_shared<TrainingSnapshot>(snapshot_training_state(
       comm_.rank(), comm_.size(), lm_, optimizer_, saved, settings_.config_text, llm_label_, llm_hash_));
-  dist::Communicator& coordination = settings_.checkpoint_comm != nullptr ? *settings_.checkpoint_comm : comm_;
-  auto commit = [this, snap, &coordination] {
+  // A pointer, not a reference: the writer thread outlives this frame.
+  dist::Communicator* coordination = settings_.checkpoint_comm != nullptr ? settings_.checkpoint_comm : &comm_;
+  auto commit = [this, snap, coordination] {
     const std::string dir =
-        ckpt::commit_checkpoint(coordination, settings_.run_dir, snap->run.step, static_cast<int>(settings_.keep_last),
+        ckpt::commit_checkpoint(*coordination, settings_.run_dir, snap->run.step, static_cast<int>(settings_.keep_last),
                                 [&](const std::string& folder) {
                                   write_training_state(folder, *snap);
                                   faults_.in_checkpoint(snap->run.step);
