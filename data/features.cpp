@@ -21,13 +21,11 @@ double mel_to_hz(double m) {
 
 void FeatureConfig::validate() const {
   if (win_length > n_fft) throw std::invalid_argument("features: win_length must not exceed n_fft");
-  if (pad_mode != "reflect" && pad_mode != "constant")
-    throw std::invalid_argument("features.pad_mode must be reflect or constant, got '" + pad_mode + "'");
-  if (frame_rule != "plus_one" && frame_rule != "floor")
-    throw std::invalid_argument("features.frame_rule must be plus_one or floor, got '" + frame_rule + "'");
 }
 
-int64_t FeatureConfig::frames(int64_t samples) const { return samples / hop + (frame_rule == "plus_one" ? 1 : 0); }
+int64_t FeatureConfig::frames(int64_t samples) const {
+  return samples / hop + (frame_rule == FrameRule::PlusOne ? 1 : 0);
+}
 
 at::Tensor slaney_mel_filterbank(int n_freqs, double fmin, double fmax, int n_mels, int sample_rate) {
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
@@ -57,7 +55,7 @@ at::Tensor LogMelExtractor::compute(const std::vector<float>& samples, std::mt19
   const int64_t L = static_cast<int64_t>(samples.size());
   const int pad = config_.n_fft / 2;
   if (L == 0) throw std::invalid_argument("features: empty audio");
-  if (config_.pad_mode == "reflect" && L <= pad)
+  if (config_.pad_mode == PadMode::Reflect && L <= pad)
     throw std::invalid_argument("features: " + std::to_string(L) +
                                 " samples are too short for reflect padding (need > " + std::to_string(pad) + ")");
   at::Tensor x = at::from_blob(const_cast<float*>(samples.data()), {L}, at::kFloat).clone();
@@ -69,8 +67,9 @@ at::Tensor LogMelExtractor::compute(const std::vector<float>& samples, std::mt19
   // Pre-emphasis: y[0] = x[0], y[t] = x[t] - a·x[t-1].
   x = at::cat({x.slice(0, 0, 1), x.slice(0, 1) - config_.preemph * x.slice(0, 0, -1)});
   // Centre padding done here (not by stft) so the pad mode is explicit on every LibTorch version.
-  at::Tensor padded = config_.pad_mode == "reflect" ? at::reflection_pad1d(x.view({1, 1, L}), {pad, pad}).view({-1})
-                                                    : at::constant_pad_nd(x, {pad, pad});
+  at::Tensor padded = config_.pad_mode == PadMode::Reflect
+                          ? at::reflection_pad1d(x.view({1, 1, L}), {pad, pad}).view({-1})
+                          : at::constant_pad_nd(x, {pad, pad});
   at::Tensor spec = at::stft(padded, config_.n_fft, config_.hop, config_.n_fft, window_, /*center=*/false, "reflect",
                              /*normalized=*/false, /*onesided=*/true, /*return_complex=*/true);
   at::Tensor power = at::abs(spec).pow(2);                                              // [n_freqs, frames]

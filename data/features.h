@@ -5,12 +5,25 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
 #include <random>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace vtb::data {
+
+// STFT centre padding: reflect (what released FastConformer checkpoints were trained with) or constant
+// (NeMo since July 2025).
+enum class PadMode { Reflect, Constant };
+inline constexpr std::array<std::pair<std::string_view, PadMode>, 2> kPadModes{
+    {{"reflect", PadMode::Reflect}, {"constant", PadMode::Constant}}};
+// Valid frames: plus_one = L/hop + 1 (the reflect era), floor = L/hop (newer NeMo).
+enum class FrameRule { PlusOne, Floor };
+inline constexpr std::array<std::pair<std::string_view, FrameRule>, 2> kFrameRules{
+    {{"plus_one", FrameRule::PlusOne}, {"floor", FrameRule::Floor}}};
 
 struct FeatureConfig {
   int sample_rate = 16000;
@@ -23,11 +36,8 @@ struct FeatureConfig {
   double preemph = 0.97;
   double dither = 1e-5;  // training only
   double log_guard = 1.0 / (1 << 24);
-  // STFT centre padding: "reflect" (what released FastConformer checkpoints were trained with) or
-  // "constant" (NeMo since July 2025).
-  std::string pad_mode = "reflect";
-  // Valid frames: "plus_one" = L/hop + 1 (the reflect era), "floor" = L/hop (newer NeMo).
-  std::string frame_rule = "plus_one";
+  PadMode pad_mode = PadMode::Reflect;
+  FrameRule frame_rule = FrameRule::PlusOne;
 
   void validate() const;
   int64_t frames(int64_t samples) const;  // valid frames for `samples` samples

@@ -71,11 +71,15 @@ void add_value(Turn& turn, const std::string& value, const std::vector<AudioRef>
 
 }  // namespace
 
-SourceKind parse_source_kind(const std::string& kind) {
-  if (kind == "asr" || kind == "ast" || kind == "sqa" || kind == "speech") return SourceKind::Speech;
-  if (kind == "text") return SourceKind::Text;
-  if (kind == "mixed") return SourceKind::Mixed;
-  throw ManifestError("unknown source kind '" + kind + "' (asr, ast, sqa, text, mixed)");
+SourceKind source_kind(Task task) {
+  switch (task) {
+    case Task::Text:
+      return SourceKind::Text;
+    case Task::Mixed:
+      return SourceKind::Mixed;
+    default:
+      return SourceKind::Speech;
+  }
 }
 
 bool parse_manifest_line(const std::string& line, const std::string& folder, const ManifestOptions& o,

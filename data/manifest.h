@@ -6,18 +6,31 @@
 //                           "audios": [{"audio_filepath", "duration", "offset"?}, ...] in marker order
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "data/conversation.h"
 
 namespace vtb::data {
 
+// How a manifest's lines read.
 enum class SourceKind { Speech, Text, Mixed };
-SourceKind parse_source_kind(const std::string& kind);  // asr | ast | sqa | speech → Speech; text; mixed
+
+// What a source teaches (data.source's KIND, vtb eval --kind): decides how its manifest reads and how
+// vtb eval scores it.
+enum class Task { Asr, Ast, Sqa, Text, Mixed };
+inline constexpr std::array<std::pair<std::string_view, Task>, 5> kTasks{
+    {{"asr", Task::Asr}, {"ast", Task::Ast}, {"sqa", Task::Sqa}, {"text", Task::Text}, {"mixed", Task::Mixed}}};
+SourceKind source_kind(Task task);  // asr, ast, sqa → Speech; text → Text; mixed → Mixed
+
+// data.on_error: fail (an error naming file:line) or skip (log, count and go on) — true = skip.
+inline constexpr std::array<std::pair<std::string_view, bool>, 2> kOnErrorSkips{{{"fail", false}, {"skip", true}}};
 
 struct ManifestOptions {
   SourceKind kind = SourceKind::Speech;

@@ -13,8 +13,10 @@
 //    example of a batch draws its source.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -38,7 +40,10 @@ struct BatchLimits {
   int64_t bucket_window = 512;  // examples per length-bucketing chunk; 0 = no sorting
 };
 
+// per_batch: one source per step (the paper's); per_sample: each example drawn from the mix.
 enum class MixMode { PerBatch, PerSample };
+inline constexpr std::array<std::pair<std::string_view, MixMode>, 2> kMixModes{
+    {{"per_batch", MixMode::PerBatch}, {"per_sample", MixMode::PerSample}}};
 
 struct SourceCursor {
   int64_t epoch = 0;

@@ -101,10 +101,10 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
     refs.push_back(p.reference);
     hyps.push_back(p.hypothesis);
   }
-  if (o.kind == "asr") {
+  if (o.task == data::Task::Asr) {
     r.metric = "wer";
     r.value = corpus_wer(refs, hyps, /*normalize=*/true);
-  } else if (o.kind == "ast") {
+  } else if (o.task == data::Task::Ast) {
     const BleuScore b = corpus_bleu(hyps, {refs});
     r.metric = "bleu";
     r.value = b.score;
@@ -113,7 +113,7 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
     size_t hits = 0;
     for (size_t k = 0; k < refs.size(); ++k) hits += english_normalize(refs[k]) == english_normalize(hyps[k]);
     const double exact = refs.empty() ? 0.0 : static_cast<double>(hits) / static_cast<double>(refs.size());
-    if (o.kind == "sqa") {  // scored as the paper's SQA evaluation scores it, exact match beside it
+    if (o.task == data::Task::Sqa) {  // scored as the paper's SQA evaluation scores it, exact match beside it
       r.metric = "rouge_l";
       r.value = mean_rouge_l(refs, hyps);
       r.also["exact_match"] = exact;

@@ -10,6 +10,7 @@
 
 #include "data/conversation.h"
 #include "data/features.h"
+#include "data/manifest.h"
 #include "data/tokenizer.h"
 #include "dist/communicator.h"
 #include "eval/greedy_decoder.h"
@@ -18,7 +19,7 @@
 namespace vtb::eval {
 
 struct EvalOptions {
-  std::string kind;  // asr | ast | sqa | text | mixed
+  data::Task task = data::Task::Asr;
   int64_t batch_size = 8;
   DecodeOptions decode;
   data::FeatureConfig features;

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace vtb {
@@ -16,6 +18,26 @@ namespace vtb {
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// A setting that names one of a fixed set of choices, listed in the enum's home header as (name, value)
+// pairs (e.g. model::kLoraLayouts): the value `text` names; ConfigError naming `key` and every allowed name otherwise.
+template <class E, class Range>
+E parse_choice(const std::string& key, const std::string& text, const Range& choices) {
+  std::string allowed;
+  for (const auto& [name, value] : choices) {
+    if (name == text) return value;
+    allowed += (allowed.empty() ? "" : ", ") + std::string(name);
+  }
+  throw ConfigError(key + " = '" + text + "': must be one of " + allowed);
+}
+
+// The name of `value` among `choices`: how a config prints it.
+template <class E, class Range>
+std::string choice_name(E value, const Range& choices) {
+  for (const auto& [name, v] : choices)
+    if (v == value) return std::string(name);
+  throw std::logic_error("a value that names no choice");
+}
 
 class Config {
  public:
@@ -29,6 +51,11 @@ class Config {
   std::vector<std::string> list(const std::string& key) const;  // a repeatable key; empty when not given
   double real(const std::string& key) const;
   bool flag(const std::string& key) const;
+  // A string key that names one of `choices` (parse_choice).
+  template <class E, class Range>
+  E choice(const std::string& key, const Range& choices) const {
+    return parse_choice<E>(key, str(key), choices);
+  }
 
   // Every key with its resolved value, as an INI text that load() reads back to the same config.
   std::string resolved_ini() const;

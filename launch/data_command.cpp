@@ -8,6 +8,7 @@
 
 #include "data/audio.h"
 #include "data/features.h"
+#include "data/manifest.h"
 #include "data/mixed_modal.h"
 #include "data/synthetic_corpus.h"
 #include "data/tokenizer.h"
@@ -16,23 +17,10 @@
 #include "launch/commands.h"
 #include "launch/config.h"
 #include "launch/npy.h"
+#include "launch/train_settings.h"
 
 namespace vtb {
 namespace po = boost::program_options;
-
-data::FeatureConfig read_feature_settings(const Config& c) {
-  data::FeatureConfig f;
-  f.n_mels = static_cast<int>(c.integer("features.n_mels"));
-  f.pad_mode = c.str("features.pad_mode");
-  f.frame_rule = c.str("features.frame_rule");
-  f.dither = c.real("features.dither");
-  try {
-    f.validate();
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(e.what());
-  }
-  return f;
-}
 
 int data_features_command(int argc, char** argv) {
   po::options_description options("Options");
@@ -120,7 +108,7 @@ int data_mixgen_command(int argc, char** argv) {
   o.out_dir = cmd.options["out"].as<std::string>();
   o.variants = cmd.options["variants"].as<int>();
   o.seed = cmd.options["seed"].as<uint64_t>();
-  o.skip_bad_lines = config.str("data.on_error") == "skip";
+  o.skip_bad_lines = config.choice<bool>("data.on_error", data::kOnErrorSkips);
   const data::MixgenReport r = data::make_mixed_modal(o);
   std::cout << o.out_dir << "/mixed.jsonl: " << r.examples << " examples from " << r.conversations << " conversations, "
             << r.audio_seconds / 60 << " min of speech\n";

@@ -82,14 +82,15 @@ int eval_command(int argc, char** argv) {
   t.lm->to(s.comm->device());
 
   const std::string kind = cmd.options["kind"].as<std::string>();
+  const data::Task task = parse_choice<data::Task>("--kind", kind, data::kTasks);
   data::ManifestOptions mo;
-  mo.kind = data::parse_source_kind(kind);
+  mo.kind = data::source_kind(task);
   mo.min_duration = 0;
   mo.max_duration = 1e9;  // evaluate everything the manifest holds
   const data::Manifest manifest = data::read_manifest(cmd.options["manifest"].as<std::string>(), mo);
 
   eval::EvalOptions eo;
-  eo.kind = kind;
+  eo.task = task;
   eo.batch_size = cmd.options["batch-size"].as<int64_t>();
   eo.decode.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
   eo.decode.beams = cmd.options["beams"].as<int64_t>();

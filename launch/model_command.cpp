@@ -54,7 +54,8 @@ int model_summary_command(int argc, char** argv) {
   row("llm", llm,
       fmt::format("frozen; {} {} layers, d {}, vocab {}{}", m.llm.family, m.llm.layers, m.llm.hidden, m.llm.vocab,
                   config.str("model.llm").empty() ? " (stand-in)" : ""));
-  row("lora", lora, fmt::format("trained; rank {}, {} layout", m.lora.rank, m.lora.layout));
+  row("lora", lora,
+      fmt::format("trained; rank {}, {} layout", m.lora.rank, choice_name(m.lora.layout, model::kLoraLayouts)));
   row("trainable", trainable, "");
   row("frozen", llm, "");
   row("total", trainable + llm, "");

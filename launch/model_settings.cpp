@@ -1,5 +1,6 @@
 #include "launch/model_settings.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -64,13 +65,11 @@ model::SpeechLMConfig read_model_settings(const Config& c) {
   m.lora.rank = c.integer("lora.rank");
   m.lora.alpha = c.real("lora.alpha");
   m.lora.dropout = c.real("lora.dropout");
-  m.lora.layout = c.str("lora.layout");
-  if (m.lora.layout != "fused" && m.lora.layout != "separate")
-    throw ConfigError("lora.layout must be fused or separate, got '" + m.lora.layout + "'");
+  m.lora.layout = c.choice<model::LoraLayout>("lora.layout", model::kLoraLayouts);
   m.lora.targets.clear();
   std::stringstream targets(c.str("lora.targets"));
   for (std::string t; std::getline(targets, t, ',');) {
-    if (t != "q" && t != "k" && t != "v" && t != "o" && t != "gate" && t != "up" && t != "down")
+    if (std::find(model::kLoraTargets.begin(), model::kLoraTargets.end(), t) == model::kLoraTargets.end())
       throw ConfigError("lora.targets: unknown projection '" + t + "' (q, k, v, o, gate, up, down)");
     m.lora.targets.insert(t);
   }

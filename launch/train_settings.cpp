@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "data/manifest.h"
 #include "launch/model_settings.h"
 
 namespace vtb {
@@ -13,9 +14,10 @@ std::vector<train::SourceSettings> read_sources(const Config& c) {
   for (const std::string& line : c.list("data.source")) {
     std::istringstream in(line);
     train::SourceSettings s;
-    std::string weight;
-    if (!(in >> s.name >> s.kind >> weight >> s.manifest))
+    std::string kind, weight;
+    if (!(in >> s.name >> kind >> weight >> s.manifest))
       throw ConfigError("data.source '" + line + "': expected NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...]");
+    s.task = parse_choice<data::Task>("data.source '" + line + "': KIND", kind, data::kTasks);
     try {
       s.weight = std::stod(weight);
     } catch (const std::exception&) {
@@ -28,6 +30,20 @@ std::vector<train::SourceSettings> read_sources(const Config& c) {
 }
 
 }  // namespace
+
+data::FeatureConfig read_feature_settings(const Config& c) {
+  data::FeatureConfig f;
+  f.n_mels = static_cast<int>(c.integer("features.n_mels"));
+  f.pad_mode = c.choice<data::PadMode>("features.pad_mode", data::kPadModes);
+  f.frame_rule = c.choice<data::FrameRule>("features.frame_rule", data::kFrameRules);
+  f.dither = c.real("features.dither");
+  try {
+    f.validate();
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+  return f;
+}
 
 train::TrainSettings read_train_settings(const Config& c) {
   train::TrainSettings s;
@@ -53,9 +69,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.tokenizer = c.str("data.tokenizer");
   s.audio_piece = c.str("data.audio_piece");
   s.sources = read_sources(c);
-  const std::string mix = c.str("data.mix");
-  if (mix != "per_batch" && mix != "per_sample") throw ConfigError("data.mix must be per_batch or per_sample");
-  s.mix = mix == "per_batch" ? data::MixMode::PerBatch : data::MixMode::PerSample;
+  s.mix = c.choice<data::MixMode>("data.mix", data::kMixModes);
   s.limits = data::BatchLimits{c.real("data.max_seconds"), c.integer("data.max_tokens"), c.integer("data.max_examples"),
                                c.integer("data.bucket_window")};
   s.loader.features = read_feature_settings(c);
@@ -73,9 +87,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.loader.queue_depth = 2 * std::max(1, s.loader.workers);
   s.loader.seed = static_cast<uint64_t>(s.seed);
   s.loader.training = true;
-  const std::string on_error = c.str("data.on_error");
-  if (on_error != "fail" && on_error != "skip") throw ConfigError("data.on_error must be fail or skip");
-  s.skip_bad_lines = s.loader.skip_bad_audio = on_error == "skip";
+  s.skip_bad_lines = s.loader.skip_bad_audio = c.choice<bool>("data.on_error", data::kOnErrorSkips);
   s.min_duration = c.real("data.min_duration");
   s.max_duration = c.real("data.max_duration");
   s.buckets = dist::BucketOptions{static_cast<size_t>(c.real("dist.first_bucket_mib") * (1 << 20)),

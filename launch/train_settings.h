@@ -8,6 +8,6 @@
 namespace vtb {
 
 train::TrainSettings read_train_settings(const Config& config);
-data::FeatureConfig read_feature_settings(const Config& config);  // data_command.cpp
+data::FeatureConfig read_feature_settings(const Config& config);
 
 }  // namespace vtb

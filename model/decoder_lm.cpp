@@ -84,7 +84,7 @@ int64_t lora_parameter_count(const DecoderConfig& c, const LoraConfig& lora) {
   auto has = [&](const char* t) { return lora.targets.count(t) > 0; };
   auto adapter = [&](int64_t in, int64_t out) { return out > 0 ? lora.rank * (in + out) : 0; };
   int64_t per_layer = adapter(q, c.hidden * has("o")) + adapter(c.intermediate, c.hidden * has("down"));
-  if (lora.layout == "fused") {
+  if (lora.layout == LoraLayout::Fused) {
     per_layer += adapter(c.hidden, q * has("q") + kv * has("k") + kv * has("v"));
     per_layer += adapter(c.hidden, c.intermediate * (has("gate") + has("up")));
   } else {
@@ -117,7 +117,7 @@ AttentionImpl::AttentionImpl(const DecoderConfig& c, const LoraConfig& lora)
   v_proj = register_module("v_proj", linear(c.hidden, kv_out));
   o_proj = register_module("o_proj", linear(q_out, c.hidden));
   if (!lora.enabled()) return;
-  if (lora.layout == "fused") {
+  if (lora.layout == LoraLayout::Fused) {
     const int64_t outs[3] = {q_out, kv_out, kv_out};
     const char* names[3] = {"q", "k", "v"};
     int64_t fused_out = 0;
@@ -204,7 +204,7 @@ MlpImpl::MlpImpl(const DecoderConfig& c, const LoraConfig& lora) : gelu_(c.is_ge
   up_proj = register_module("up_proj", linear(c.hidden, c.intermediate));
   down_proj = register_module("down_proj", linear(c.intermediate, c.hidden));
   if (!lora.enabled()) return;
-  if (lora.layout == "fused") {
+  if (lora.layout == LoraLayout::Fused) {
     fused_[0] = lora.targets.count("gate") > 0;
     fused_[1] = lora.targets.count("up") > 0;
     const int64_t out = (fused_[0] + fused_[1]) * c.intermediate;
@@ -280,8 +280,6 @@ DecoderBackboneImpl::DecoderBackboneImpl(const DecoderConfig& c, const LoraConfi
 
 DecoderLMImpl::DecoderLMImpl(const DecoderConfig& config, const LoraConfig& lora) : config_(config), lora_(lora) {
   config_.validate();
-  if (lora.enabled() && lora.layout != "fused" && lora.layout != "separate")
-    throw std::invalid_argument("lora.layout must be fused or separate, got '" + lora.layout + "'");
   model = register_module("model", DecoderBackbone(config_, lora));
   if (!config_.tie_embeddings) lm_head = register_module("lm_head", linear(config_.hidden, config_.vocab));
   // HF initialisation: normal(0, 0.02) for projections and embeddings (norms keep their 0 or 1).

@@ -11,16 +11,26 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <array>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace vtb::model {
+
+enum class LoraLayout { Fused, Separate };  // Note [LoRA layouts]
+inline constexpr std::array<std::pair<std::string_view, LoraLayout>, 2> kLoraLayouts{
+    {{"fused", LoraLayout::Fused}, {"separate", LoraLayout::Separate}}};
+
+// The projections an adapter can target (lora.targets), in the order a layer applies them.
+inline constexpr std::array<const char*, 7> kLoraTargets{"q", "k", "v", "o", "gate", "up", "down"};
 
 struct LoraConfig {
   int64_t rank = 0;  // 0 = no LoRA
   double alpha = 32;
   double dropout = 0;
-  std::string layout = "fused";  // fused | separate
+  LoraLayout layout = LoraLayout::Fused;
   std::set<std::string> targets{"q", "k", "v", "o", "gate", "up", "down"};
 
   bool enabled() const { return rank > 0; }

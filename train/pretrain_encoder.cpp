@@ -19,7 +19,7 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
   TrainSettings asr_only = s;
   asr_only.sources.clear();
   for (const auto& src : s.sources)
-    if (src.kind == "asr") asr_only.sources.push_back(src);
+    if (src.task == data::Task::Asr) asr_only.sources.push_back(src);
   if (asr_only.sources.empty()) throw std::runtime_error("encoder pretrain: no data.source of kind asr to learn from");
   data::BatchLoader loader(read_sources(asr_only), tok, s.limits, s.mix, s.loader, comm.rank(), comm.size());
 

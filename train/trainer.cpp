@@ -43,7 +43,7 @@ std::vector<data::LoaderSource> read_sources(const TrainSettings& s) {
   std::vector<data::LoaderSource> out;
   for (const auto& src : s.sources) {
     data::ManifestOptions o;
-    o.kind = data::parse_source_kind(src.kind);
+    o.kind = data::source_kind(src.task);
     o.default_prompt = src.prompt;
     o.skip_bad_lines = s.skip_bad_lines;
     o.min_duration = s.min_duration;

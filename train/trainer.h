@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/batch_loader.h"
+#include "data/manifest.h"
 #include "dist/communicator.h"
 #include "dist/gradient_bucketer.h"
 #include "model/speech_lm.h"
@@ -16,15 +17,18 @@
 namespace vtb::train {
 
 struct SourceSettings {
-  std::string name, kind, manifest, prompt;
+  std::string name;
+  data::Task task = data::Task::Asr;
+  std::string manifest, prompt;
   double weight = 1;
 };
 
+// Every default here is also the config key's default (launch/config_keys.cpp reads them).
 struct TrainSettings {
-  std::string run_dir;
+  std::string run_dir = "runs/default";
   std::string config_text;  // the resolved config, stored in checkpoints
   int64_t seed = 1234;
-  int64_t max_steps = 100;
+  int64_t max_steps = 100000;
   int64_t micro_batches = 1;
   int64_t warmup_steps = 2500;
   int64_t log_every = 10;
@@ -38,10 +42,11 @@ struct TrainSettings {
   int64_t max_bad_steps = 10;
   double lr = 1e-4, lr_min = 1e-6, clip = 1.0;
   optim::AdamWOptions adamw;
-  model::SpeechLMConfig model;
+  model::SpeechLMConfig model = paper_model();
   std::string llm_dir;       // Hugging Face folder of the frozen LLM; "" = a stand-in from the seed
   std::string encoder_init;  // safetensors of a pretrained encoder to start from; "" = random
-  std::string tokenizer, audio_piece = "<audio>";
+  std::string tokenizer = "data/synth/tokenizer.model";  // SentencePiece; the default is the quickstart's
+  std::string audio_piece = "<audio>";
   std::vector<SourceSettings> sources;
   data::MixMode mix = data::MixMode::PerBatch;
   data::BatchLimits limits;
@@ -49,6 +54,14 @@ struct TrainSettings {
   double min_duration = 0.1, max_duration = 40;
   bool skip_bad_lines = false;
   dist::BucketOptions buckets;
+
+  // The paper's model: SpeechLMConfig's shapes (Canary-1B encoder, 2-layer adapter, Gemma-1 2B) with
+  // LoRA rank 32 on every projection.
+  static model::SpeechLMConfig paper_model() {
+    model::SpeechLMConfig m;
+    m.lora.rank = 32;
+    return m;
+  }
 };
 
 // The manifests of settings.sources, read with the data settings' policy; an empty source is an error.

@@ -125,8 +125,8 @@ TEST(Features, FrameCountsAndNormalisation) {
   EXPECT_EQ(f.size(1), 101);                              // 16005 / 160 + 1
   EXPECT_LT(f.mean(1).abs().max().item<double>(), 1e-4);  // per-bin mean 0 over valid frames
   FeatureConfig floor_rule;
-  floor_rule.pad_mode = "constant";
-  floor_rule.frame_rule = "floor";
+  floor_rule.pad_mode = PadMode::Constant;
+  floor_rule.frame_rule = FrameRule::Floor;
   EXPECT_EQ(LogMelExtractor(floor_rule).compute(x).size(1), 100);
   // Dither changes the features only when a generator is given (training).
   std::mt19937_64 rng(1);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "launch/config.h"
+#include "launch/train_settings.h"
 
 namespace vtb {
 namespace {
@@ -82,6 +83,92 @@ TEST(Config, BadValueNamesTheKeyAndLine) {
     EXPECT_NE(m.find("dist.timeout_s"), std::string::npos) << m;
   }
   std::remove(ini.c_str());
+}
+
+// Each default has one home, the settings struct: a config that sets nothing reads back as the struct's
+// defaults (a default written a second time into the key table, and changed there, fails here).
+TEST(Settings, AnEmptyConfigGivesTheStructDefaults) {
+  const train::TrainSettings d;
+  const train::TrainSettings s = read_train_settings(Config::load("", {}));
+  EXPECT_EQ(s.run_dir, d.run_dir);
+  EXPECT_EQ(s.max_steps, d.max_steps);
+  EXPECT_EQ(s.max_steps, 100000);
+  EXPECT_EQ(s.seed, d.seed);
+  EXPECT_EQ(s.micro_batches, d.micro_batches);
+  EXPECT_EQ(s.warmup_steps, d.warmup_steps);
+  EXPECT_EQ(s.log_every, d.log_every);
+  EXPECT_EQ(s.ckpt_every, d.ckpt_every);
+  EXPECT_EQ(s.keep_last, d.keep_last);
+  EXPECT_EQ(s.max_bad_steps, d.max_bad_steps);
+  EXPECT_EQ(s.lr, d.lr);
+  EXPECT_EQ(s.lr_min, d.lr_min);
+  EXPECT_EQ(s.clip, d.clip);
+  EXPECT_EQ(s.adamw.beta2, d.adamw.beta2);
+  EXPECT_EQ(s.adamw.weight_decay, d.adamw.weight_decay);
+  EXPECT_EQ(s.tokenizer, d.tokenizer);
+  EXPECT_EQ(s.audio_piece, d.audio_piece);
+  EXPECT_EQ(s.mix, d.mix);
+  EXPECT_EQ(s.skip_bad_lines, d.skip_bad_lines);
+  EXPECT_EQ(s.limits.max_seconds, d.limits.max_seconds);
+  EXPECT_EQ(s.limits.max_tokens, d.limits.max_tokens);
+  EXPECT_EQ(s.limits.bucket_window, d.limits.bucket_window);
+  EXPECT_EQ(s.min_duration, d.min_duration);
+  EXPECT_EQ(s.max_duration, d.max_duration);
+  EXPECT_EQ(s.loader.workers, d.loader.workers);
+  EXPECT_EQ(s.loader.features.pad_mode, d.loader.features.pad_mode);
+  EXPECT_EQ(s.loader.features.frame_rule, d.loader.features.frame_rule);
+  EXPECT_EQ(s.loader.features.dither, d.loader.features.dither);
+  EXPECT_EQ(s.loader.spec_augment.time_masks, d.loader.spec_augment.time_masks);
+  EXPECT_EQ(s.loader.spec_augment.time_width, d.loader.spec_augment.time_width);
+  EXPECT_EQ(s.buckets.first_bucket_bytes, d.buckets.first_bucket_bytes);
+  EXPECT_EQ(s.buckets.bucket_bytes, d.buckets.bucket_bytes);
+  const model::SpeechLMConfig &m = s.model, &dm = d.model;
+  EXPECT_EQ(m.encoder.conformer.layers, dm.encoder.conformer.layers);
+  EXPECT_EQ(m.encoder.subsampling_factor, dm.encoder.subsampling_factor);
+  EXPECT_EQ(m.adapter.conformer.layers, dm.adapter.conformer.layers);
+  EXPECT_EQ(m.adapter.conformer.dropout, dm.adapter.conformer.dropout);
+  EXPECT_EQ(m.llm.family, dm.llm.family);
+  EXPECT_EQ(m.llm.layers, dm.llm.layers);
+  EXPECT_EQ(m.llm.vocab, dm.llm.vocab);
+  EXPECT_EQ(m.lora.rank, 32);
+  EXPECT_EQ(m.lora.rank, dm.lora.rank);
+  EXPECT_EQ(m.lora.alpha, dm.lora.alpha);
+  EXPECT_EQ(m.lora.layout, dm.lora.layout);
+  EXPECT_EQ(m.lora.targets, dm.lora.targets);
+}
+
+TEST(Settings, ChoicesAreParsedOnce) {
+  const train::TrainSettings s = read_train_settings(Config::load(
+      "", {"--lora.layout=separate", "--data.mix=per_sample", "--data.on_error=skip", "--features.pad_mode=constant",
+           "--features.frame_rule=floor", "--data.source=a mixed 1 x.jsonl", "--data.source=b sqa 2 y.jsonl"}));
+  EXPECT_EQ(s.model.lora.layout, model::LoraLayout::Separate);
+  EXPECT_EQ(s.mix, data::MixMode::PerSample);
+  EXPECT_TRUE(s.skip_bad_lines);
+  EXPECT_TRUE(s.loader.skip_bad_audio);
+  EXPECT_EQ(s.loader.features.pad_mode, data::PadMode::Constant);
+  EXPECT_EQ(s.loader.features.frame_rule, data::FrameRule::Floor);
+  ASSERT_EQ(s.sources.size(), 2u);
+  EXPECT_EQ(s.sources[0].task, data::Task::Mixed);
+  EXPECT_EQ(s.sources[1].task, data::Task::Sqa);
+  EXPECT_EQ(data::source_kind(s.sources[1].task), data::SourceKind::Speech);
+}
+
+TEST(Settings, AnUnknownChoiceNamesTheKeyAndEveryAllowedValue) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases{
+      {"--lora.layout=fuse", {"lora.layout", "'fuse'", "fused, separate"}},
+      {"--data.mix=per_step", {"data.mix", "'per_step'", "per_batch, per_sample"}},
+      {"--data.on_error=ignore", {"data.on_error", "'ignore'", "fail, skip"}},
+      {"--features.pad_mode=zero", {"features.pad_mode", "'zero'", "reflect, constant"}},
+      {"--features.frame_rule=ceil", {"features.frame_rule", "'ceil'", "plus_one, floor"}},
+      {"--data.source=a asrr 1 x.jsonl", {"data.source 'a asrr 1 x.jsonl'", "'asrr'", "asr, ast, sqa, text, mixed"}}};
+  for (const auto& [setting, expected] : cases) {
+    try {
+      read_train_settings(Config::load("", {setting}));
+      ADD_FAILURE() << setting << " must be refused";
+    } catch (const ConfigError& e) {
+      for (const auto& part : expected) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Config, MissingFileIsAnError) { EXPECT_THROW(Config::load("/nonexistent/vtb.ini", {}), ConfigError); }

@@ -23,7 +23,7 @@ DecoderConfig tiny(const std::string& family) {
   return c;
 }
 
-LoraConfig lora(const std::string& layout) {
+LoraConfig lora(LoraLayout layout) {
   LoraConfig l;
   l.rank = 4;
   l.alpha = 8;
@@ -51,7 +51,7 @@ class Families : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Families, KvCacheDecodingEqualsFullForward) {
   torch::manual_seed(0);
-  DecoderLM lm(tiny(GetParam()), lora("fused"));
+  DecoderLM lm(tiny(GetParam()), lora(LoraLayout::Fused));
   randomize_lora(lm);
   lm->eval();
   torch::NoGradGuard no_grad;
@@ -105,19 +105,19 @@ TEST_P(Families, PaddedBatchEqualsEachExampleAlone) {
 }
 
 TEST_P(Families, FreshLoraEqualsBaseExactly) {
-  for (const std::string layout : {"fused", "separate"}) {
+  for (const auto& [name, layout] : kLoraLayouts) {
     torch::manual_seed(3);
     DecoderLM base(tiny(GetParam()));
     DecoderLM tuned(tiny(GetParam()), lora(layout));
     copy_base(base, tuned);
     torch::NoGradGuard no_grad;
     at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
-    EXPECT_TRUE(torch::equal(base->forward(ids), tuned->forward(ids))) << layout;
+    EXPECT_TRUE(torch::equal(base->forward(ids), tuned->forward(ids))) << name;
   }
 }
 
 TEST_P(Families, MergedEqualsUnmergedAndUnmergeRestoresTheBase) {
-  for (const std::string layout : {"fused", "separate"}) {
+  for (const auto& [name, layout] : kLoraLayouts) {
     torch::manual_seed(4);
     DecoderLM lm(tiny(GetParam()), lora(layout));
     randomize_lora(lm);
@@ -127,20 +127,20 @@ TEST_P(Families, MergedEqualsUnmergedAndUnmergeRestoresTheBase) {
     at::Tensor q_before = lm->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj->weight.clone();
     lm->merge_lora();
     at::Tensor merged = lm->forward(ids);
-    EXPECT_LE(max_diff(merged, before), 1e-5) << layout;
+    EXPECT_LE(max_diff(merged, before), 1e-5) << name;
     EXPECT_GT(max_diff(lm->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj->weight, q_before), 1e-4);
     lm->unmerge_lora();
     EXPECT_LE(max_diff(lm->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj->weight, q_before), 1e-6);
-    EXPECT_LE(max_diff(lm->forward(ids), before), 1e-5) << layout;
+    EXPECT_LE(max_diff(lm->forward(ids), before), 1e-5) << name;
   }
 }
 
 TEST_P(Families, FusedLoraEqualsSeparateAdaptersSharingA) {
   // Note [LoRA layouts]: q, k, v get the fused A and their own rows of B; gate, up likewise.
   torch::manual_seed(5);
-  DecoderLM fused(tiny(GetParam()), lora("fused"));
+  DecoderLM fused(tiny(GetParam()), lora(LoraLayout::Fused));
   randomize_lora(fused);
-  DecoderLM separate(tiny(GetParam()), lora("separate"));
+  DecoderLM separate(tiny(GetParam()), lora(LoraLayout::Separate));
   copy_base(fused, separate);
   torch::NoGradGuard no_grad;
   for (int64_t i = 0; i < 2; ++i) {
@@ -170,7 +170,7 @@ TEST_P(Families, FusedLoraEqualsSeparateAdaptersSharingA) {
 
 TEST_P(Families, OnlyLoraGetsGradientsWhenTheBaseIsFrozen) {
   torch::manual_seed(6);
-  DecoderLM lm(tiny(GetParam()), lora("fused"));
+  DecoderLM lm(tiny(GetParam()), lora(LoraLayout::Fused));
   randomize_lora(lm);
   lm->freeze_base();
   at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
@@ -189,7 +189,7 @@ TEST_P(Families, OnlyLoraGetsGradientsWhenTheBaseIsFrozen) {
 
 TEST_P(Families, HuggingFaceFolderRoundTrip) {
   torch::manual_seed(7);
-  DecoderLM lm(tiny(GetParam()), lora("fused"));
+  DecoderLM lm(tiny(GetParam()), lora(LoraLayout::Fused));
   randomize_lora(lm);
   torch::NoGradGuard no_grad;
   at::Tensor ids = torch::randint(0, 53, {2, 6}, torch::kLong);
@@ -206,7 +206,7 @@ TEST_P(Families, HuggingFaceFolderRoundTrip) {
 }
 
 TEST(LoraCount, MatchesTheModulesAndThePaper) {
-  for (const std::string layout : {"fused", "separate"}) {
+  for (const auto& [name, layout] : kLoraLayouts) {
     for (std::set<std::string> targets : {std::set<std::string>{"q", "k", "v", "o", "gate", "up", "down"},
                                           std::set<std::string>{"q", "v"}, std::set<std::string>{"k", "up", "down"}}) {
       for (const std::string family : {"gemma", "llama"}) {
@@ -216,7 +216,7 @@ TEST(LoraCount, MatchesTheModulesAndThePaper) {
         int64_t counted = 0;
         for (auto& p : lm->named_parameters())
           if (is_lora_parameter(p.key())) counted += p.value().numel();
-        EXPECT_EQ(lora_parameter_count(tiny(family), l), counted) << layout << " " << family;
+        EXPECT_EQ(lora_parameter_count(tiny(family), l), counted) << name << " " << family;
       }
     }
   }
@@ -225,14 +225,14 @@ TEST(LoraCount, MatchesTheModulesAndThePaper) {
   LoraConfig paper;
   paper.rank = 32;
   EXPECT_EQ(lora_parameter_count(gemma2b, paper), 35684352);  // the paper's 35.68 M (fused, NeMo layout)
-  paper.layout = "separate";
+  paper.layout = LoraLayout::Separate;
   EXPECT_EQ(lora_parameter_count(gemma2b, paper), 39223296);  // 39.2 M, one adapter per projection (PEFT)
 }
 
 TEST_P(Families, ActivationCheckpointingGivesTheSameGradients) {
   auto grads = [&](bool checkpointing) {
     torch::manual_seed(8);
-    LoraConfig l = lora("fused");
+    LoraConfig l = lora(LoraLayout::Fused);
     l.dropout = 0.3;  // the recomputation must replay the same dropout masks
     DecoderLM lm(tiny(GetParam()), l);
     randomize_lora(lm);

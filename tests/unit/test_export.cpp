@@ -16,7 +16,7 @@ namespace {
 model::SpeechLMConfig tiny() { return vtb::testing::tiny_speech_lm_config(); }
 
 TEST(Export, MergedLlmAndPeftAdapterReproduceTheTrainedModel) {
-  for (const std::string layout : {"fused", "separate"}) {
+  for (const auto& [name, layout] : model::kLoraLayouts) {
     torch::manual_seed(3);
     model::SpeechLMConfig c = tiny();
     c.lora.layout = layout;
@@ -28,7 +28,7 @@ TEST(Export, MergedLlmAndPeftAdapterReproduceTheTrainedModel) {
         if (model::is_lora_parameter(p.key())) p.value().normal_(0, 0.3);
     }
     lm->eval();
-    const std::string dir = ::testing::TempDir() + "vtb_export_" + layout + "_" + std::to_string(getpid());
+    const std::string dir = ::testing::TempDir() + "vtb_export_" + std::string(name) + "_" + std::to_string(getpid());
     std::filesystem::remove_all(dir);
     export_checkpoint(lm, dir, "", /*merged=*/true);
     torch::NoGradGuard no_grad;
@@ -37,12 +37,12 @@ TEST(Export, MergedLlmAndPeftAdapterReproduceTheTrainedModel) {
 
     // (a) the merged Hugging Face folder.
     EXPECT_LE((model::load_hf_decoder(dir + "/merged", {})->forward(ids) - expected).abs().max().item<double>(), 1e-5)
-        << layout;
+        << name;
 
     // (b) the base plus the PEFT adapter, applied by PEFT name to a separate-layout model.
     model::save_hf_decoder(lm->llm, dir + "/base", /*merge_lora=*/false);
     model::LoraConfig peft = c.lora;
-    peft.layout = "separate";
+    peft.layout = model::LoraLayout::Separate;
     model::DecoderLM applied = model::load_hf_decoder(dir + "/base", peft);
     auto params = applied->named_parameters();
     auto adapter = model::SafetensorsFile::open(dir + "/adapter/adapter_model.safetensors");
@@ -58,7 +58,7 @@ TEST(Export, MergedLlmAndPeftAdapterReproduceTheTrainedModel) {
       ++copied;
     }
     EXPECT_EQ(copied, 2 * 2 * 5);  // 2 layers × 5 targets × (A, B)
-    EXPECT_LE((applied->forward(ids) - expected).abs().max().item<double>(), 1e-5) << layout;
+    EXPECT_LE((applied->forward(ids) - expected).abs().max().item<double>(), 1e-5) << name;
 
     // (c) the speech modules.
     auto speech = model::SafetensorsFile::open(dir + "/speech.safetensors");
