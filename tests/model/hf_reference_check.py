@@ -142,20 +142,26 @@ def reference_logits(c, W, ids, gemma):
     return x @ head.T
 
 
-def read_folder(folder):
-    """config.json and model.safetensors of a folder, read without vtb's code: (config dict, float64 weights)."""
-    cfg = json.load(open(os.path.join(folder, "config.json")))
-    raw = open(os.path.join(folder, "model.safetensors"), "rb").read()
+def read_safetensors(path):
+    """Every tensor of a safetensors file (F32 or I64), read by the format's definition, not by vtb's reader."""
+    raw = open(path, "rb").read()
     n = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8:8 + n])
-    W = {}
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    out = {}
     for name, e in header.items():
         if name == "__metadata__":
             continue
         begin, end = e["data_offsets"]
-        assert e["dtype"] == "F32", e
-        W[name] = torch.from_numpy(np.frombuffer(raw[8 + n + begin: 8 + n + end], dtype=np.float32).copy()
-                                   ).reshape(e["shape"]).to(torch.float64)
+        out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + begin: 8 + n + end], dtype=dtypes[e["dtype"]]).copy()
+                                     ).reshape(e["shape"])
+    return out
+
+
+def read_folder(folder):
+    """config.json and model.safetensors of a folder, read without vtb's code: (config dict, float64 weights)."""
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    W = {k: v.to(torch.float64) for k, v in read_safetensors(os.path.join(folder, "model.safetensors")).items()}
     c = {"hidden": cfg["hidden_size"], "heads": cfg["num_attention_heads"], "kv": cfg["num_key_value_heads"],
          "head_dim": cfg.get("head_dim", cfg["hidden_size"] // cfg["num_attention_heads"]),
          "layers": cfg["num_hidden_layers"], "eps": cfg["rms_norm_eps"], "theta": cfg.get("rope_theta", 10000.0),
