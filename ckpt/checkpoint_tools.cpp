@@ -7,6 +7,7 @@
 #include <set>
 
 #include "ckpt/hdf5_io.h"
+#include "ckpt/layout.h"
 
 namespace vtb::ckpt {
 namespace {
@@ -56,18 +57,19 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
 
 std::vector<std::string> verify_checkpoint(const std::string& folder) {
   std::vector<std::string> problems;
-  if (!fs::exists(fs::path(folder) / "state.h5")) return {folder + ": no state.h5"};
+  if (!fs::exists(state_file(folder))) return {folder + ": no state.h5"};
   int64_t world = 0;
   try {
-    Hdf5Reader state((fs::path(folder) / "state.h5").string());
-    if (state.int_attribute("/", "format_version") != 1) problems.push_back("state.h5: unknown format_version");
+    Hdf5Reader state(state_file(folder));
+    if (state.int_attribute("/", "format_version") != kFormatVersion)
+      problems.push_back("state.h5: unknown format_version");
     world = state.int_attribute("/train", "world_size");
     state.string_attribute("/train", "llm_hash");
   } catch (const Hdf5Error& e) {
     problems.push_back(e.what());
   }
   for (int64_t r = 0; r < world; ++r)
-    if (!fs::exists(fs::path(folder) / ("rank_" + std::to_string(r) + ".h5")))
+    if (!fs::exists(rank_file(folder, static_cast<int>(r))))
       problems.push_back(folder + ": rank_" + std::to_string(r) + ".h5 is missing (world size " +
                          std::to_string(world) + ")");
   for (const auto& file : files_of(folder)) {
@@ -89,7 +91,7 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
 
 std::vector<TensorDiff> diff_checkpoints(const std::string& a, const std::string& b, std::vector<std::string>& only_a,
                                          std::vector<std::string>& only_b) {
-  Hdf5Reader ra((fs::path(a) / "state.h5").string()), rb((fs::path(b) / "state.h5").string());
+  Hdf5Reader ra(state_file(a)), rb(state_file(b));
   const auto na = ra.datasets(), nb = rb.datasets();
   const std::set<std::string> sa(na.begin(), na.end()), sb(nb.begin(), nb.end());
   std::vector<TensorDiff> out;

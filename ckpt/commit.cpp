@@ -23,12 +23,6 @@ void fsync_path(const fs::path& p) {
   ::close(fd);
 }
 
-bool failed_anywhere(dist::Communicator& comm, bool failed_here) {
-  at::Tensor flag = at::full({1}, failed_here ? int64_t{1} : int64_t{0}, at::kLong).to(comm.device());
-  comm.allreduce(flag, dist::ReduceOp::Sum);
-  return flag.cpu().item<int64_t>() > 0;
-}
-
 }  // namespace
 
 std::string checkpoint_name(int64_t step) {
@@ -53,7 +47,7 @@ std::string commit_checkpoint(dist::Communicator& comm, const std::string& run_d
       error = e.what();
     }
   }
-  if (failed_anywhere(comm, !error.empty()))
+  if (dist::any_rank(comm, !error.empty()))
     throw std::runtime_error("checkpoint " + tmp_dir.string() + ": rank 0 could not prepare the folder" +
                              (error.empty() ? "" : ": " + error));
   // 2.
@@ -62,7 +56,7 @@ std::string commit_checkpoint(dist::Communicator& comm, const std::string& run_d
   } catch (const std::exception& e) {
     error = e.what();
   }
-  if (failed_anywhere(comm, !error.empty()))
+  if (dist::any_rank(comm, !error.empty()))
     throw std::runtime_error("checkpoint step " + std::to_string(step) + " not committed: writing failed on " +
                              (error.empty() ? "another rank" : "rank " + std::to_string(comm.rank()) + ": " + error));
   // 3.
@@ -95,7 +89,7 @@ std::string commit_checkpoint(dist::Communicator& comm, const std::string& run_d
     }
   }
   // 4.
-  if (failed_anywhere(comm, !error.empty()))
+  if (dist::any_rank(comm, !error.empty()))
     throw std::runtime_error("checkpoint step " + std::to_string(step) + ": commit failed on rank 0" +
                              (error.empty() ? "" : ": " + error));
   return final_dir.string();

@@ -10,9 +10,11 @@
 
 namespace vtb::data {
 
-ExampleCost BatchLoader::cost(const Conversation& c, size_t text_tokens) {
+ExampleCost BatchLoader::cost(const Conversation& c, size_t text_tokens) const {
+  const FeatureConfig& f = options_.features;
+  const double frames_per_second = static_cast<double>(f.sample_rate) / f.hop / options_.subsampling_factor;
   return ExampleCost{c.audio_seconds(),
-                     static_cast<int64_t>(text_tokens) + static_cast<int64_t>(c.audio_seconds() * 12.5)};
+                     static_cast<int64_t>(text_tokens) + static_cast<int64_t>(c.audio_seconds() * frames_per_second)};
 }
 
 BatchLoader::BatchLoader(std::vector<LoaderSource> sources, const Tokenizer& tokenizer, BatchLimits limits,
@@ -139,23 +141,29 @@ Batch BatchLoader::build(const SampledBatch& sampled) const {
   }
   if (texts.empty()) throw std::runtime_error("batch " + std::to_string(sampled.step) + ": every example was skipped");
 
-  size_t T = 0;
-  for (const auto& t : texts) T = std::max(T, t.ids.size());
-  const int64_t B = static_cast<int64_t>(texts.size());
-  b.ids = at::full({B, static_cast<int64_t>(T)}, tokenizer_.special().pad, at::kLong);
-  b.loss_mask = at::zeros({B, static_cast<int64_t>(T)}, at::kBool);
-  b.lengths = at::empty({B}, at::kLong);
-  for (int64_t i = 0; i < B; ++i) {
-    const auto& t = texts[static_cast<size_t>(i)];
-    const int64_t n = static_cast<int64_t>(t.ids.size());
-    std::vector<int64_t> ids(t.ids.begin(), t.ids.end());
-    b.ids[i].narrow(0, 0, n).copy_(at::tensor(ids, at::kLong));
-    std::vector<int64_t> mask(t.loss_mask.begin(), t.loss_mask.end());
-    b.loss_mask[i].narrow(0, 0, n).copy_(at::tensor(mask, at::kLong).to(at::kBool));
-    b.lengths[i] = n;
-  }
+  PaddedTokens tokens = pad_tokens(texts, tokenizer_.special().pad);
+  b.ids = std::move(tokens.ids);
+  b.loss_mask = std::move(tokens.loss_mask);
+  b.lengths = std::move(tokens.lengths);
   std::tie(b.features, b.feature_lengths) = pad_features(feats);
   return b;
+}
+
+PaddedTokens pad_tokens(const std::vector<FormattedExample>& examples, int64_t pad) {
+  size_t T = 0;
+  for (const auto& e : examples) T = std::max(T, e.ids.size());
+  const int64_t B = static_cast<int64_t>(examples.size());
+  PaddedTokens out{at::full({B, static_cast<int64_t>(T)}, pad, at::kLong),
+                   at::zeros({B, static_cast<int64_t>(T)}, at::kBool), at::empty({B}, at::kLong)};
+  for (int64_t i = 0; i < B; ++i) {
+    const FormattedExample& e = examples[static_cast<size_t>(i)];
+    const int64_t n = static_cast<int64_t>(e.ids.size());
+    out.ids[i].narrow(0, 0, n).copy_(at::tensor(std::vector<int64_t>(e.ids.begin(), e.ids.end()), at::kLong));
+    out.loss_mask[i].narrow(0, 0, n).copy_(
+        at::tensor(std::vector<int64_t>(e.loss_mask.begin(), e.loss_mask.end()), at::kLong).to(at::kBool));
+    out.lengths[i] = n;
+  }
+  return out;
 }
 
 std::pair<at::Tensor, at::Tensor> pad_features(const std::vector<at::Tensor>& feats) {

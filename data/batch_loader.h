@@ -21,6 +21,7 @@
 #include "data/conversation.h"
 #include "data/features.h"
 #include "data/mixing_sampler.h"
+#include "data/prompt.h"
 #include "data/tokenizer.h"
 
 namespace vtb::data {
@@ -42,6 +43,12 @@ struct Batch {
 // Undefined tensors for an empty list (a text-only batch).
 std::pair<at::Tensor, at::Tensor> pad_features(const std::vector<at::Tensor>& features);
 
+// Formatted examples right-padded with `pad`: ids [B, T] int64, loss_mask [B, T] bool, lengths [B].
+struct PaddedTokens {
+  at::Tensor ids, loss_mask, lengths;
+};
+PaddedTokens pad_tokens(const std::vector<FormattedExample>& examples, int64_t pad);
+
 struct LoaderOptions {
   FeatureConfig features;
   SpecAugmentConfig spec_augment;
@@ -50,6 +57,9 @@ struct LoaderOptions {
   int workers = 2;
   int queue_depth = 4;
   uint64_t seed = 0;
+  // The speech encoder's time reduction (encoder.subsampling_factor): a second of audio is
+  // sample_rate / hop / subsampling_factor positions of the LLM's sequence (12.5 for Canary's 8).
+  int64_t subsampling_factor = 8;
 };
 
 struct LoaderSource {
@@ -68,8 +78,8 @@ class BatchLoader {
   SamplerState state() const;               // after the last batch next() returned
   void restore(const SamplerState& state);  // before the first next()
 
-  // Sequence cost the sampler uses: text tokens + audio frames at 12.5 per second.
-  static ExampleCost cost(const Conversation& c, size_t text_tokens);
+  // Sequence cost the sampler uses: text tokens + the audio frames the encoder makes of the example's audio.
+  ExampleCost cost(const Conversation& c, size_t text_tokens) const;
 
  private:
   void start();

@@ -35,6 +35,17 @@ std::string dtype_name(c10::ScalarType t) {
   }
 }
 
+std::vector<bool> any_rank(Communicator& comm, const std::vector<bool>& mine) {
+  at::Tensor counts = at::zeros({static_cast<int64_t>(mine.size())}, at::kLong);
+  for (size_t i = 0; i < mine.size(); ++i) counts[static_cast<int64_t>(i)] = mine[i] ? 1 : 0;
+  counts = counts.to(comm.device());
+  comm.allreduce(counts, ReduceOp::Sum);
+  counts = counts.cpu();
+  std::vector<bool> out;
+  for (size_t i = 0; i < mine.size(); ++i) out.push_back(counts[static_cast<int64_t>(i)].item<int64_t>() > 0);
+  return out;
+}
+
 std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine) {
   // Strings travel as int64 words (the Communicator's dtypes are numeric): first agree on the longest,
   // then gather every rank's bytes zero-padded to it.

@@ -58,6 +58,10 @@ std::string dtype_name(c10::ScalarType t);
 // Every rank's string, in rank order (layouts, parameter lists). Collective.
 std::vector<std::string> allgather_strings(Communicator& comm, const std::string& mine);
 
+// For each of this rank's flags, whether any rank set it: one allreduce for them all. Collective.
+std::vector<bool> any_rank(Communicator& comm, const std::vector<bool>& mine);
+inline bool any_rank(Communicator& comm, bool mine) { return any_rank(comm, std::vector<bool>{mine})[0]; }
+
 struct CommunicatorOptions {
   double timeout_s = 600;  // dist.timeout_s: deadline of every collective (the watchdog)
 };

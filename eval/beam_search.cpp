@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "eval/greedy_decoder.h"
+#include "eval/decoding.h"
 
 namespace vtb::eval {
 namespace {
@@ -129,7 +129,7 @@ std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::
 
 std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
                                          const DecodeOptions& o) {
-  return o.beams > 1 ? beam_search(lm, prompts, o) : greedy_decode(lm, prompts, o);
+  return o.beams > 1 ? beam_search(lm, prompts, o) : sample_or_greedy_decode(lm, prompts, o);
 }
 
 }  // namespace vtb::eval

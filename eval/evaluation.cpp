@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <tuple>
@@ -31,25 +35,16 @@ model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, 
                                 const data::LogMelExtractor& extractor) {
   std::vector<data::FormattedExample> formatted;
   std::vector<at::Tensor> feats;
-  size_t T = 0;
   for (const auto& p : prompts) {
     formatted.push_back(data::format_conversation(p, tok, /*generation_prompt=*/true));
-    T = std::max(T, formatted.back().ids.size());
     for (const auto& a : formatted.back().audio)
       feats.push_back(extractor.compute(data::load_audio(a.path, a.offset, a.duration)));
   }
-  const int64_t B = static_cast<int64_t>(prompts.size());
+  data::PaddedTokens tokens = data::pad_tokens(formatted, tok.special().pad);
   model::SpeechBatch b;
-  b.ids = at::full({B, static_cast<int64_t>(T)}, tok.special().pad, at::kLong);
-  b.lengths = at::empty({B}, at::kLong);
-  b.loss_mask = at::zeros({B, static_cast<int64_t>(T)}, at::kBool);
-  for (int64_t i = 0; i < B; ++i) {
-    const auto& ids = formatted[static_cast<size_t>(i)].ids;
-    b.ids[i]
-        .narrow(0, 0, static_cast<int64_t>(ids.size()))
-        .copy_(at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
-    b.lengths[i] = static_cast<int64_t>(ids.size());
-  }
+  b.ids = std::move(tokens.ids);
+  b.lengths = std::move(tokens.lengths);
+  b.loss_mask = at::zeros_like(tokens.loss_mask);  // prompts: nothing to score
   std::tie(b.features, b.feature_lengths) = data::pad_features(feats);
   return b;
 }
@@ -123,6 +118,25 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
     }
   }
   return r;
+}
+
+void write_results(const std::string& out_dir, const EvalResult& r, const nlohmann::json& about) {
+  const std::filesystem::path out = out_dir;
+  std::filesystem::create_directories(out);
+  std::ofstream predictions(out / "predictions.jsonl");
+  for (const auto& p : r.predictions)
+    predictions << nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump()
+                << "\n";
+  nlohmann::json metrics = about;
+  metrics["examples"] = r.predictions.size();
+  metrics[r.metric] = r.value;
+  for (const auto& [name, value] : r.also) metrics[name] = value;
+  if (!r.detail.empty()) metrics["signature"] = r.detail;
+  std::ofstream(out / "metrics.json") << metrics.dump(2) << "\n";
+  std::string also;
+  for (const auto& [name, value] : r.also) also += fmt::format(", {} = {:.4f}", name, value);
+  spdlog::info("{} on {} examples: {} = {:.4f}{} {} (written to {})", metrics.value("kind", ""), r.predictions.size(),
+               r.metric, r.value, also, r.detail, out.string());
 }
 
 }  // namespace vtb::eval

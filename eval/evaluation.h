@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 
 #include <string>
 #include <vector>
@@ -13,7 +14,7 @@
 #include "data/manifest.h"
 #include "data/tokenizer.h"
 #include "dist/communicator.h"
-#include "eval/greedy_decoder.h"
+#include "eval/decoding.h"
 #include "model/speech_lm.h"
 
 namespace vtb::eval {
@@ -37,7 +38,7 @@ struct EvalResult {
   std::string detail;                  // e.g. the BLEU signature
 };
 
-// Prompts (conversations ending with a user turn) as one padded batch ready for greedy_decode: the
+// Prompts (conversations ending with a user turn) as one padded batch ready for sample_or_greedy_decode: the
 // generation prompt appended, audio decoded and turned into features (no dither). CPU tensors.
 model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
                                 const data::LogMelExtractor& extractor);
@@ -46,5 +47,9 @@ model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, 
 // assistant turn of each conversation is the reference; the turns before it are the prompt.
 EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::Tokenizer& tok,
                     const std::vector<data::Conversation>& examples, const EvalOptions& options);
+
+// Writes predictions.jsonl (origin, reference, hypothesis per example) and metrics.json (`about`, the example
+// count and every metric of `r`) into `out_dir`, and logs the result.
+void write_results(const std::string& out_dir, const EvalResult& r, const nlohmann::json& about);
 
 }  // namespace vtb::eval

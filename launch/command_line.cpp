@@ -46,6 +46,11 @@ ParsedCommand parse_command(int argc, char** argv, po::options_description& opti
   return parsed;
 }
 
+void require_options(const ParsedCommand& cmd, std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    if (!cmd.options.count(name)) throw ConfigError(std::string("--") + name + " is required");
+}
+
 std::string command_help(const std::string& usage, const std::string& what, const po::options_description& options) {
   std::ostringstream out;
   out << "usage: " << usage << "\n\n"

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct ParsedCommand {
 
 // Adds --help and --config to `options`, parses argv[1..], and leaves the rest as overrides.
 ParsedCommand parse_command(int argc, char** argv, boost::program_options::options_description& options);
+
+// ConfigError "--NAME is required" for the first of `names` the command line does not give.
+void require_options(const ParsedCommand& cmd, std::initializer_list<const char*> names);
 
 // "usage: ... \n\n" + options + the config keys, for `vtb <command> --help`.
 std::string command_help(const std::string& usage, const std::string& what,

@@ -32,9 +32,9 @@ std::string suggestion(const std::string& unknown) {
                       : fmt::format(". Did you mean '{}'?", best);
 }
 
-// The line of `path` that sets `key` ("section.key"), for error messages; 0 when not found.
-int line_of_key(const std::string& path, const std::string& key) {
-  std::ifstream in(path);
+// The line of INI `text` that sets `key` ("section.key"), for error messages; 0 when not found.
+int line_of_key(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
   std::string line, section;
   for (int number = 1; std::getline(in, line); ++number) {
     const auto first = line.find_first_not_of(" \t");
@@ -118,6 +118,16 @@ std::string closest_key(const std::string& unknown, const std::vector<std::strin
 }
 
 Config Config::load(const std::string& ini_path, const std::vector<std::string>& overrides) {
+  if (ini_path.empty()) return parse("", "", overrides);
+  std::ifstream in(ini_path);
+  if (!in) throw ConfigError(fmt::format("cannot open config file '{}': {}", ini_path, std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), ini_path, overrides);
+}
+
+Config Config::parse(const std::string& ini_text, const std::string& source,
+                     const std::vector<std::string>& overrides) {
   const po::options_description keys = all_keys();
   Config config;
   const auto style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
@@ -140,20 +150,19 @@ Config Config::load(const std::string& ini_path, const std::vector<std::string>&
     throw ConfigError(fmt::format("command line: {}", e.what()));
   }
 
-  if (!ini_path.empty()) {
-    std::ifstream in(ini_path);
-    if (!in) throw ConfigError(fmt::format("cannot open config file '{}': {}", ini_path, std::strerror(errno)));
+  if (!source.empty()) {
+    std::istringstream in(ini_text);
     try {
       po::store(po::parse_config_file(in, keys, /*allow_unregistered=*/false), config.values_);
     } catch (const po::unknown_option& e) {
       const std::string key = strip_dashes(e.get_option_name());
       throw ConfigError(
-          fmt::format("{}:{}: unknown config key '{}'{}", ini_path, line_of_key(ini_path, key), key, suggestion(key)));
+          fmt::format("{}:{}: unknown config key '{}'{}", source, line_of_key(ini_text, key), key, suggestion(key)));
     } catch (const po::error& e) {
-      std::string where = ini_path;
+      std::string where = source;
       if (const auto* oe = dynamic_cast<const po::error_with_option_name*>(&e)) {
         const std::string key = strip_dashes(oe->get_option_name());
-        if (int line = line_of_key(ini_path, key); line > 0) where += ":" + std::to_string(line);
+        if (int line = line_of_key(ini_text, key); line > 0) where += ":" + std::to_string(line);
       }
       throw ConfigError(fmt::format("{}: {}", where, e.what()));
     }

@@ -45,6 +45,10 @@ class Config {
   // "--section.key value"). Throws ConfigError naming the key, where it came from, and for an unknown key
   // the closest known one.
   static Config load(const std::string& ini_path, const std::vector<std::string>& overrides);
+  // The same from INI text already in memory (a checkpoint's stored config); `source` names it in errors
+  // (empty: no text, defaults only).
+  static Config parse(const std::string& ini_text, const std::string& source,
+                      const std::vector<std::string>& overrides);
 
   std::string str(const std::string& key) const;
   int64_t integer(const std::string& key) const;

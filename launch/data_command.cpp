@@ -36,8 +36,7 @@ int data_features_command(int argc, char** argv) {
                               options);
     return kExitOk;
   }
-  for (const char* required : {"audio", "out"})
-    if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
+  require_options(cmd, {"audio", "out"});
   const Config config = Config::load(cmd.options["config"].as<std::string>(), cmd.overrides);
   const data::LogMelExtractor extractor(read_feature_settings(config));
   const auto samples = data::load_audio(cmd.options["audio"].as<std::string>(), cmd.options["offset"].as<double>(),
@@ -100,8 +99,7 @@ int data_mixgen_command(int argc, char** argv) {
         options);
     return kExitOk;
   }
-  for (const char* required : {"input", "out"})
-    if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
+  require_options(cmd, {"input", "out"});
   const Config config = Config::load(cmd.options["config"].as<std::string>(), cmd.overrides);
   data::MixgenOptions o;
   o.input = cmd.options["input"].as<std::string>();
@@ -128,8 +126,7 @@ int data_tokenizer_command(int argc, char** argv) {
                               options);
     return kExitOk;
   }
-  for (const char* required : {"input", "out"})
-    if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
+  require_options(cmd, {"input", "out"});
   std::vector<std::string> inputs;
   std::stringstream list(cmd.options["input"].as<std::string>());
   for (std::string f; std::getline(list, f, ',');) {

@@ -12,33 +12,13 @@
 #include "eval/evaluation.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
+#include "launch/decode_options.h"
 #include "launch/session.h"
 #include "launch/trained_model.h"
 
 namespace vtb {
 
-namespace {
-
-// Writes predictions.jsonl and metrics.json (`about` and the result's metrics) into `out`, and logs the result.
-void write_results(const std::filesystem::path& out, const eval::EvalResult& r, nlohmann::json about) {
-  std::filesystem::create_directories(out);
-  std::ofstream predictions(out / "predictions.jsonl");
-  for (const auto& p : r.predictions)
-    predictions << nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump()
-                << "\n";
-  nlohmann::json metrics = std::move(about);
-  metrics["examples"] = r.predictions.size();
-  metrics[r.metric] = r.value;
-  for (const auto& [name, value] : r.also) metrics[name] = value;
-  if (!r.detail.empty()) metrics["signature"] = r.detail;
-  std::ofstream(out / "metrics.json") << metrics.dump(2) << "\n";
-  std::string also;
-  for (const auto& [name, value] : r.also) also += fmt::format(", {} = {:.4f}", name, value);
-  spdlog::info("{} on {} examples: {} = {:.4f}{} {} (written to {})", metrics.value("kind", ""), r.predictions.size(),
-               r.metric, r.value, also, r.detail, out.string());
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int eval_command(int argc, char** argv) {
   namespace po = boost::program_options;
@@ -52,10 +32,8 @@ int eval_command(int argc, char** argv) {
       "asr (WER), ast (BLEU), sqa (ROUGE-L, exact match), text or mixed (exact match)")(
       "out", po::value<std::string>(),
       "folder for predictions.jsonl and metrics.json (default: <ckpt>/eval_<manifest>)")(
-      "batch-size", po::value<int64_t>()->default_value(8), "prompts decoded together per rank")(
-      "max-new-tokens", po::value<int64_t>()->default_value(64), "generation limit per prompt")(
-      "beams", po::value<int64_t>()->default_value(1), "beam search with this many beams (1 = greedy)")(
-      "length-penalty", po::value<double>()->default_value(1), "beam search: rank by log p / length^this");
+      "batch-size", po::value<int64_t>()->default_value(8), "prompts decoded together per rank");
+  add_decode_options(options, 64, /*sampling=*/false);
   ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help(
@@ -65,8 +43,7 @@ int eval_command(int argc, char** argv) {
         options);
     return kExitOk;
   }
-  for (const char* required : {"manifest", "kind"})
-    if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
+  require_options(cmd, {"manifest", "kind"});
   const std::string config_file = cmd.options["config"].as<std::string>();
   const bool has_ckpt = cmd.options.count("ckpt") > 0, has_config = !config_file.empty();
   if (has_ckpt == has_config)
@@ -92,12 +69,7 @@ int eval_command(int argc, char** argv) {
   eval::EvalOptions eo;
   eo.task = task;
   eo.batch_size = cmd.options["batch-size"].as<int64_t>();
-  eo.decode.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
-  eo.decode.beams = cmd.options["beams"].as<int64_t>();
-  eo.decode.length_penalty = cmd.options["length-penalty"].as<double>();
-  if (eo.decode.beams < 1) throw ConfigError("--beams must be at least 1");
-  eo.decode.stop_ids = {tok.special().end_of_turn, tok.special().eos};
-  eo.decode.vocab_limit = tok.vocab_size();
+  eo.decode = read_decode_options(cmd, tok);
   eo.features = t.settings.loader.features;
   const eval::EvalResult r = eval::evaluate(*s.comm, t.lm, tok, manifest.examples, eo);
 
@@ -108,8 +80,8 @@ int eval_command(int argc, char** argv) {
                          : folder.empty()         ? fs::path(s.config.str("run.dir")) / ("untrained_" + stem)
                                                   : fs::path(folder) / stem;
     const std::string model = folder.empty() ? "untrained (" + config_file + ")" : folder;
-    write_results(out, r,
-                  {{"checkpoint", model}, {"manifest", manifest_path}, {"kind", kind}, {"ranks", s.world->size}});
+    eval::write_results(out.string(), r,
+                        {{"checkpoint", model}, {"manifest", manifest_path}, {"kind", kind}, {"ranks", s.world->size}});
   }
   return kExitOk;
 }

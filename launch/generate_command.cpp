@@ -11,6 +11,7 @@
 #include "eval/evaluation.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
+#include "launch/decode_options.h"
 #include "launch/logging.h"
 #include "launch/trained_model.h"
 
@@ -33,32 +34,8 @@ data::Turn parse_prompt(const std::string& prompt) {
   return turn;
 }
 
-void add_decode_options(boost::program_options::options_description& options, int64_t max_new_tokens) {
-  namespace po = boost::program_options;
-  options.add_options()("max-new-tokens", po::value<int64_t>()->default_value(max_new_tokens), "generation limit")(
-      "temperature", po::value<double>()->default_value(0), "0 = greedy")(
-      "top-p", po::value<double>()->default_value(1), "nucleus sampling threshold")(
-      "seed", po::value<uint64_t>()->default_value(0), "sampling seed")("beams", po::value<int64_t>()->default_value(1),
-                                                                        "beam search with this many beams (> 1)")(
-      "length-penalty", po::value<double>()->default_value(1), "beam search: rank by log p / length^this");
-}
-
-eval::DecodeOptions read_decode_options(const ParsedCommand& cmd, const data::Tokenizer& tok) {
-  eval::DecodeOptions o;
-  o.max_new_tokens = cmd.options["max-new-tokens"].as<int64_t>();
-  o.temperature = cmd.options["temperature"].as<double>();
-  o.top_p = cmd.options["top-p"].as<double>();
-  o.seed = cmd.options["seed"].as<uint64_t>();
-  o.beams = cmd.options["beams"].as<int64_t>();
-  o.length_penalty = cmd.options["length-penalty"].as<double>();
-  if (o.beams < 1) throw ConfigError("--beams must be at least 1");
-  o.stop_ids = {tok.special().end_of_turn, tok.special().eos};
-  o.vocab_limit = tok.vocab_size();
-  return o;
-}
-
 TrainedModel load_for_generation(const ParsedCommand& cmd) {
-  if (!cmd.options.count("ckpt")) throw ConfigError("--ckpt is required");
+  require_options(cmd, {"ckpt"});
   setup_logging(0, "warn", false);
   const std::string folder = resolve_checkpoint(cmd.options["ckpt"].as<std::string>());
   return load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
@@ -78,7 +55,7 @@ int generate_command(int argc, char** argv) {
   po::options_description options("Options");
   options.add_options()("ckpt", po::value<std::string>(), "checkpoint folder, or a run folder (its latest)")(
       "prompt", po::value<std::string>(), "the user's message; <audio:PATH> places an audio file");
-  add_decode_options(options, 128);
+  add_decode_options(options, 128, /*sampling=*/true);
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help("vtb generate --ckpt D --prompt \"Transcribe the audio. <audio:a.wav>\"",
@@ -87,7 +64,7 @@ int generate_command(int argc, char** argv) {
                               options);
     return kExitOk;
   }
-  if (!cmd.options.count("prompt")) throw ConfigError("--prompt is required");
+  require_options(cmd, {"prompt"});
   TrainedModel t = load_for_generation(cmd);
   data::Conversation c;
   c.turns.push_back(parse_prompt(cmd.options["prompt"].as<std::string>()));
@@ -99,7 +76,7 @@ int chat_command(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("Options");
   options.add_options()("ckpt", po::value<std::string>(), "checkpoint folder, or a run folder (its latest)");
-  add_decode_options(options, 128);
+  add_decode_options(options, 128, /*sampling=*/true);
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help("vtb chat --ckpt D",

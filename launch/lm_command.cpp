@@ -66,8 +66,7 @@ int lm_logits_command(int argc, char** argv) {
         "Runs the decoder LLM on one sequence and writes its logits, float32 [T, vocab], as .npy.", options);
     return kExitOk;
   }
-  for (const char* required : {"model", "ids", "out"})
-    if (!cmd.options.count(required)) throw ConfigError(std::string("--") + required + " is required");
+  require_options(cmd, {"model", "ids", "out"});
   const std::string dtype_name = cmd.options["dtype"].as<std::string>();
   if (dtype_name != "float32" && dtype_name != "bfloat16") throw ConfigError("--dtype must be float32 or bfloat16");
   const at::ScalarType dtype = dtype_name == "float32" ? at::kFloat : at::kBFloat16;
@@ -107,7 +106,7 @@ int lm_pretrain_command(int argc, char** argv) {
                               options);
     return kExitOk;
   }
-  if (!cmd.options.count("out")) throw ConfigError("--out is required");
+  require_options(cmd, {"out"});
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
   const train::TrainSettings t = read_train_settings(s.config);
   if (!t.llm_dir.empty())
@@ -149,7 +148,7 @@ int encoder_pretrain_command(int argc, char** argv) {
                               options);
     return kExitOk;
   }
-  if (!cmd.options.count("out")) throw ConfigError("--out is required");
+  require_options(cmd, {"out"});
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
   train::EncoderPretrainSettings e;
   e.train = read_train_settings(s.config);

@@ -87,6 +87,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.loader.queue_depth = 2 * std::max(1, s.loader.workers);
   s.loader.seed = static_cast<uint64_t>(s.seed);
   s.loader.training = true;
+  s.loader.subsampling_factor = s.model.encoder.subsampling_factor;
   s.skip_bad_lines = s.loader.skip_bad_audio = c.choice<bool>("data.on_error", data::kOnErrorSkips);
   s.min_duration = c.real("data.min_duration");
   s.max_duration = c.real("data.max_duration");

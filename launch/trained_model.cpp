@@ -1,11 +1,7 @@
 #include "launch/trained_model.h"
 
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
-
 #include "ckpt/commit.h"
+#include "ckpt/layout.h"
 #include "launch/train_settings.h"
 #include "train/training_state.h"
 
@@ -17,18 +13,7 @@ std::string resolve_checkpoint(const std::string& path) {
 }
 
 Config checkpoint_config(const std::string& folder, const std::vector<std::string>& overrides) {
-  namespace fs = std::filesystem;
-  // Config::load reads files; the stored text goes through a private temporary one.
-  const fs::path stored = fs::temp_directory_path() / ("vtb_checkpoint_config_" + std::to_string(getpid()) + ".ini");
-  std::ofstream(stored) << train::checkpoint_config(folder);
-  try {
-    Config config = Config::load(stored.string(), overrides);
-    fs::remove(stored);
-    return config;
-  } catch (...) {
-    fs::remove(stored);
-    throw;
-  }
+  return Config::parse(train::checkpoint_config(folder), ckpt::state_file(folder) + " (its stored config)", overrides);
 }
 
 TrainedModel load_trained_model(const Config& config, const std::string& folder) {

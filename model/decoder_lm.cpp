@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "model/safetensors.h"
+#include "model/tensor_loading.h"
 #include "model/torch_compat.h"
 
 namespace vtb::model {
@@ -363,45 +364,17 @@ DecoderLM load_hf_decoder(const std::string& dir, const LoraConfig& lora, at::Sc
 
   DecoderLM lm(config, lora);
   lm->to(dtype);
-  std::vector<std::string> missing, mismatched, unexpected;
-  std::set<std::string> expected;
-  torch::NoGradGuard no_grad;
-  for (auto& p : lm->named_parameters()) {
-    if (is_lora_parameter(p.key())) continue;
-    expected.insert(p.key());
-    if (!ckpt.contains(p.key())) {
-      missing.push_back(p.key());
-      continue;
-    }
-    at::Tensor t = ckpt.tensor(p.key());
-    if (t.sizes() != p.value().sizes()) {
-      std::ostringstream m;
-      m << p.key() << " (file " << t.sizes() << ", model " << p.value().sizes() << ")";
-      mismatched.push_back(m.str());
-      continue;
-    }
-    p.value().copy_(t);
-  }
-  for (const auto& name : ckpt.names()) {
+  TensorLoad load(dir + ": the weights do not fit a " + config.family + " model of this config.json.");
+  for (auto& p : lm->named_parameters())
+    if (!is_lora_parameter(p.key()))
+      load.copy(p.key(), p.value(), ckpt.contains(p.key()) ? ckpt.tensor(p.key()) : at::Tensor());
+  load.check_unexpected(ckpt.names(), [&](const std::string& name) {
     const bool tied_head = name == "lm_head.weight" && config.tie_embeddings;  // transformers ignores it too
     const std::string rope_suffix = ".rotary_emb.inv_freq";  // old Llama checkpoints carry these buffers
-    const bool rope_buffer = name.size() > rope_suffix.size() &&
-                             name.compare(name.size() - rope_suffix.size(), rope_suffix.size(), rope_suffix) == 0;
-    if (!expected.count(name) && !tied_head && !rope_buffer) unexpected.push_back(name);
-  }
-  if (!missing.empty() || !mismatched.empty() || !unexpected.empty()) {
-    std::ostringstream m;
-    m << dir << ": the weights do not fit a " << config.family << " model of this config.json.";
-    auto list = [&m](const char* what, const std::vector<std::string>& v) {
-      if (v.empty()) return;
-      m << "\n  " << what << " (" << v.size() << "):";
-      for (const auto& s : v) m << "\n    " << s;
-    };
-    list("missing", missing);
-    list("wrong shape", mismatched);
-    list("unexpected", unexpected);
-    throw std::runtime_error(m.str());
-  }
+    return tied_head || (name.size() > rope_suffix.size() &&
+                         name.compare(name.size() - rope_suffix.size(), rope_suffix.size(), rope_suffix) == 0);
+  });
+  load.finish();
   return lm;
 }
 

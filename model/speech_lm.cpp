@@ -4,6 +4,9 @@
 
 #include <stdexcept>
 
+#include "model/safetensors.h"
+#include "model/tensor_loading.h"
+
 namespace vtb::model {
 
 SpeechLMImpl::SpeechLMImpl(const SpeechLMConfig& c) : SpeechLMImpl(c, DecoderLM(c.llm, c.lora)) {}
@@ -135,6 +138,21 @@ LossOutput SpeechLMImpl::loss(const SpeechBatch& batch) {
   const at::Tensor rows = where.nonzero().select(1, 0).cpu();  // the example of each answer token
   out.example_loss_sum = torch::zeros({where.size(0)}).index_add_(0, rows, per_token.detach().cpu());
   return out;
+}
+
+void load_encoder_weights(SpeechLM& lm, const std::string& file) {
+  const auto f = SafetensorsFile::open(file);
+  TensorLoad load("model.encoder " + file + " does not fit this config's encoder (encoder.*):");
+  auto copy = [&](const std::string& name, const at::Tensor& target) {
+    const std::string key = "encoder." + name;
+    load.copy(key, target, f->find(key) != nullptr ? f->tensor(key) : at::Tensor());
+  };
+  for (const auto& p : lm->encoder->named_parameters()) copy(p.key(), p.value());
+  for (const auto& b : lm->encoder->named_buffers()) copy(b.key(), b.value());
+  std::vector<std::string> names;
+  for (const auto& entry : f->header().tensors) names.push_back(entry.name);
+  load.check_unexpected(names);
+  load.finish();
 }
 
 }  // namespace vtb::model

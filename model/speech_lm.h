@@ -75,4 +75,8 @@ class SpeechLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SpeechLM);
 
+// Loads `file`'s "encoder.*" tensors (safetensors, e.g. from vtb encoder pretrain) into `lm`'s encoder,
+// buffers included; every missing, unexpected or mis-shaped tensor is named in one error.
+void load_encoder_weights(SpeechLM& lm, const std::string& file);
+
 }  // namespace vtb::model

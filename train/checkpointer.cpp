@@ -41,15 +41,11 @@ Checkpointer::Decision Checkpointer::after_step(const RunState& run) {
   const bool minutes_due =
       comm_.rank() == 0 && s.ckpt_every_minutes > 0 &&
       std::chrono::steady_clock::now() - last_save_ >= std::chrono::duration<double>(60 * s.ckpt_every_minutes);
-  at::Tensor flags =
-      torch::tensor({stop_requested() ? int64_t{1} : int64_t{0}, minutes_due ? int64_t{1} : int64_t{0}}, torch::kLong)
-          .to(comm_.device());
-  comm_.allreduce(flags, dist::ReduceOp::Sum);
-  flags = flags.cpu();
+  const std::vector<bool> any = dist::any_rank(comm_, {stop_requested(), minutes_due});
   Decision d;
-  d.stopping = flags[0].item<int64_t>() > 0;
+  d.stopping = any[0];
   const bool last = run.step == s.max_steps;
-  d.saved = d.stopping || last || (s.ckpt_every > 0 && run.step % s.ckpt_every == 0) || flags[1].item<int64_t>() > 0;
+  d.saved = d.stopping || last || (s.ckpt_every > 0 && run.step % s.ckpt_every == 0) || any[1];
   if (d.saved) {
     save(run, /*wait_for_commit=*/d.stopping || last);
     last_save_ = std::chrono::steady_clock::now();

@@ -72,30 +72,4 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
   return report;
 }
 
-void load_encoder_weights(model::SpeechLM& lm, const std::string& file) {
-  const auto f = model::SafetensorsFile::open(file);
-  std::vector<std::string> problems;
-  std::set<std::string> expected;
-  torch::NoGradGuard no_grad;
-  auto load = [&](const std::string& name, at::Tensor target) {
-    const std::string key = "encoder." + name;
-    expected.insert(key);
-    if (f->find(key) == nullptr) return problems.push_back("missing " + key);
-    const at::Tensor t = f->tensor(key);
-    if (t.sizes() != target.sizes())
-      return problems.push_back(key + " has shape " + c10::str(t.sizes()) + ", the model's is " +
-                                c10::str(target.sizes()));
-    target.copy_(t);
-  };
-  for (const auto& p : lm->encoder->named_parameters()) load(p.key(), p.value());
-  for (const auto& b : lm->encoder->named_buffers()) load(b.key(), b.value());
-  for (const auto& entry : f->header().tensors)
-    if (!expected.count(entry.name)) problems.push_back("unexpected " + entry.name);
-  if (!problems.empty()) {
-    std::string all;
-    for (const auto& p : problems) all += "\n  " + p;
-    throw std::runtime_error("model.encoder " + file + " does not fit encoder.*:" + all);
-  }
-}
-
 }  // namespace vtb::train

@@ -20,8 +20,4 @@ struct EncoderPretrainSettings {
 // Collective. CTC over the tokenizer's pieces of each transcript (blank = one extra class).
 PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretrainSettings& settings);
 
-// Loads `file`'s "encoder.*" tensors into `lm`'s encoder; every missing, unexpected or mis-shaped tensor is
-// named in one error.
-void load_encoder_weights(model::SpeechLM& lm, const std::string& file);
-
 }  // namespace vtb::train

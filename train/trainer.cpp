@@ -32,7 +32,7 @@ model::SpeechLM build_speech_lm(const TrainSettings& s, const data::Tokenizer& t
     throw std::runtime_error("the tokenizer has " + std::to_string(tok.vocab_size()) +
                              " pieces but the LLM's vocabulary is " + std::to_string(lm->llm->config().vocab) +
                              " (llm.vocab, or the model's embedding rows)");
-  if (!s.encoder_init.empty()) load_encoder_weights(lm, s.encoder_init);
+  if (!s.encoder_init.empty()) model::load_encoder_weights(lm, s.encoder_init);
   lm->freeze_llm_base();
   lm->train();
   return lm;

@@ -9,11 +9,11 @@
 #include <stdexcept>
 
 #include "ckpt/hdf5_io.h"
+#include "ckpt/layout.h"
+#include "model/tensor_loading.h"
 
 namespace vtb::train {
 namespace {
-
-std::string rank_file(const std::string& folder, int rank) { return folder + "/rank_" + std::to_string(rank) + ".h5"; }
 
 // The device the model trains on: where its first parameter lives.
 c10::Device model_device(model::SpeechLM& lm) { return lm->parameters().front().device(); }
@@ -64,14 +64,14 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
 
 void write_training_state(const std::string& folder, const TrainingSnapshot& snap) {
   if (snap.rank == 0) {
-    ckpt::Hdf5Writer out(folder + "/state.h5");
+    ckpt::Hdf5Writer out(ckpt::state_file(folder));
     for (const auto& [name, t] : snap.model) out.write("/model/" + name, t);
     for (const auto& m : snap.optim) {
       out.write("/optim/" + m.name + "/exp_avg", m.exp_avg);
       out.write("/optim/" + m.name + "/exp_avg_sq", m.exp_avg_sq);
       out.write("/optim/" + m.name + "/step", torch::scalar_tensor(m.step, torch::kLong));
     }
-    out.attribute("/", "format_version", kCheckpointFormat);
+    out.attribute("/", "format_version", ckpt::kFormatVersion);
     out.attribute("/train", "step", snap.run.step);
     out.attribute("/train", "world_size", static_cast<int64_t>(snap.world));
     out.attribute("/train", "config", snap.config_text);
@@ -81,7 +81,7 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
     out.attribute("/train", "libtorch", std::string(TORCH_VERSION));
     out.close();
   }
-  ckpt::Hdf5Writer out(rank_file(folder, snap.rank));
+  ckpt::Hdf5Writer out(ckpt::rank_file(folder, snap.rank));
   out.attribute("/train", "sampler_state", snap.run.sampler.serialize());
   out.attribute("/train", "step", snap.run.step);
   out.write("/rng/cpu", snap.rng);
@@ -90,40 +90,29 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
 }
 
 void load_model_weights(const std::string& folder, model::SpeechLM& lm) {
-  ckpt::Hdf5Reader state(folder + "/state.h5");
-  torch::NoGradGuard no_grad;
-  std::vector<std::string> missing;
-  for (const auto& p : lm->named_parameters()) {
-    if (!p.value().requires_grad()) continue;
-    const std::string name = "/model/" + p.key();
-    if (!state.exists(name)) {
-      missing.push_back(p.key());
-      continue;
-    }
-    p.value().copy_(state.read(name));
-  }
-  for (const auto& b : lm->named_buffers()) {
-    const std::string name = "/model/" + b.key();
-    if (state.exists(name))
-      b.value().copy_(state.read(name));
-    else
-      missing.push_back(b.key());
-  }
-  if (!missing.empty()) {
-    std::string list;
-    for (const auto& m : missing) list += "\n  " + m;
-    throw std::runtime_error(folder + ": the checkpoint lacks " + std::to_string(missing.size()) +
-                             " tensor(s) this model has (was the config changed?):" + list);
-  }
+  ckpt::Hdf5Reader state(ckpt::state_file(folder));
+  model::TensorLoad load(folder + ": the checkpoint does not fit this model (was the config changed?):");
+  auto copy = [&](const std::string& name, const at::Tensor& target) {
+    const std::string path = "/model/" + name;
+    load.copy(name, target, state.exists(path) ? state.read(path) : at::Tensor());
+  };
+  for (const auto& p : lm->named_parameters())
+    if (p.value().requires_grad()) copy(p.key(), p.value());  // the frozen LLM comes from model.llm
+  for (const auto& b : lm->named_buffers()) copy(b.key(), b.value());
+  load.finish();
 }
 
 std::string checkpoint_config(const std::string& folder) {
-  return ckpt::Hdf5Reader(folder + "/state.h5").string_attribute("/train", "config");
+  return ckpt::Hdf5Reader(ckpt::state_file(folder)).string_attribute("/train", "config");
 }
 
 RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm,
                              optim::AdamW& optimizer) {
-  ckpt::Hdf5Reader state(folder + "/state.h5");
+  ckpt::Hdf5Reader state(ckpt::state_file(folder));
+  const int64_t format = state.int_attribute("/", "format_version");
+  if (format != ckpt::kFormatVersion)
+    throw std::runtime_error(folder + ": checkpoint format_version " + std::to_string(format) + "; this vtb reads " +
+                             std::to_string(ckpt::kFormatVersion));
   const int64_t saved_world = state.int_attribute("/train", "world_size");
   const std::string saved_hash = state.string_attribute("/train", "llm_hash");
   if (saved_hash != frozen_llm_hash(lm))
@@ -143,7 +132,7 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
   run.step = state.int_attribute("/train", "step");
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   if (saved_world == world) {  // the exact continuation
-    ckpt::Hdf5Reader mine(rank_file(folder, rank));
+    ckpt::Hdf5Reader mine(ckpt::rank_file(folder, rank));
     run.sampler = data::SamplerState::deserialize(mine.string_attribute("/train", "sampler_state"));
     generator.set_state(mine.read("/rng/cpu").to(torch::kByte));
     const c10::Device device = model_device(lm);
@@ -166,7 +155,7 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
   std::vector<data::SamplerState> old;
   for (int64_t r = 0; r < saved_world; ++r)
     old.push_back(data::SamplerState::deserialize(
-        ckpt::Hdf5Reader(rank_file(folder, static_cast<int>(r))).string_attribute("/train", "sampler_state")));
+        ckpt::Hdf5Reader(ckpt::rank_file(folder, static_cast<int>(r))).string_attribute("/train", "sampler_state")));
   run.sampler.step = run.step;
   run.sampler.sources.resize(old.front().sources.size());
   for (size_t src = 0; src < run.sampler.sources.size(); ++src) {

@@ -19,8 +19,6 @@
 
 namespace vtb::train {
 
-constexpr int64_t kCheckpointFormat = 1;
-
 struct RunState {
   int64_t step = 0;
   data::SamplerState sampler;

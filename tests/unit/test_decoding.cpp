@@ -8,7 +8,7 @@
 #include <functional>
 #include <limits>
 
-#include "eval/greedy_decoder.h"
+#include "eval/decoding.h"
 #include "tests/unit/tiny_speech_lm.h"
 
 namespace vtb::eval {
@@ -41,9 +41,9 @@ TEST(GreedyDecoder, CacheEqualsRecomputationTokenForToken) {
   const model::SpeechBatch b = prompts();
   DecodeOptions o;
   o.max_new_tokens = 12;
-  const auto cached = greedy_decode(lm, b, o);
+  const auto cached = sample_or_greedy_decode(lm, b, o);
   o.use_cache = false;
-  const auto recomputed = greedy_decode(lm, b, o);
+  const auto recomputed = sample_or_greedy_decode(lm, b, o);
   ASSERT_EQ(cached.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(cached[i].size(), 12u);
@@ -57,7 +57,7 @@ TEST(GreedyDecoder, BatchEqualsEachPromptAlone) {
   const model::SpeechBatch b = prompts();
   DecodeOptions o;
   o.max_new_tokens = 10;
-  const auto batched = greedy_decode(lm, b, o);
+  const auto batched = sample_or_greedy_decode(lm, b, o);
   int64_t segment = 0;
   for (int64_t i = 0; i < 3; ++i) {
     const int64_t n = b.lengths[i].item<int64_t>();
@@ -71,7 +71,7 @@ TEST(GreedyDecoder, BatchEqualsEachPromptAlone) {
       one.feature_lengths = b.feature_lengths.narrow(0, segment, audio);
       segment += audio;
     }
-    EXPECT_EQ(greedy_decode(lm, one, o)[0], batched[static_cast<size_t>(i)]) << "prompt " << i;
+    EXPECT_EQ(sample_or_greedy_decode(lm, one, o)[0], batched[static_cast<size_t>(i)]) << "prompt " << i;
   }
 }
 
@@ -81,9 +81,9 @@ TEST(GreedyDecoder, StopsAtStopTokens) {
   const model::SpeechBatch b = prompts();
   DecodeOptions o;
   o.max_new_tokens = 12;
-  const auto free_run = greedy_decode(lm, b, o);
+  const auto free_run = sample_or_greedy_decode(lm, b, o);
   o.stop_ids = {free_run[0][3]};  // the 4th token of prompt 0 becomes a stop token
-  const auto stopped = greedy_decode(lm, b, o);
+  const auto stopped = sample_or_greedy_decode(lm, b, o);
   const auto first_stop = std::find(free_run[0].begin(), free_run[0].end(), o.stop_ids[0]);
   EXPECT_EQ(stopped[0], std::vector<int64_t>(free_run[0].begin(), first_stop));
 }
@@ -94,18 +94,18 @@ TEST(Sampling, SeededTemperatureSamplingAndTinyTopPIsGreedy) {
   const model::SpeechBatch b = prompts();
   DecodeOptions greedy;
   greedy.max_new_tokens = 10;
-  const auto g = greedy_decode(lm, b, greedy);
+  const auto g = sample_or_greedy_decode(lm, b, greedy);
   DecodeOptions hot = greedy;
   hot.temperature = 1.5;
   hot.seed = 7;
-  const auto s1 = greedy_decode(lm, b, hot), s2 = greedy_decode(lm, b, hot);
+  const auto s1 = sample_or_greedy_decode(lm, b, hot), s2 = sample_or_greedy_decode(lm, b, hot);
   EXPECT_EQ(s1, s2);  // same seed, same samples
   hot.seed = 8;
-  EXPECT_NE(greedy_decode(lm, b, hot), s1);  // another seed, other samples (10 tokens × 3 prompts)
+  EXPECT_NE(sample_or_greedy_decode(lm, b, hot), s1);  // another seed, other samples (10 tokens × 3 prompts)
   EXPECT_NE(s1, g);
   DecodeOptions nucleus = hot;
   nucleus.top_p = 1e-6;  // only the most likely token survives: greedy again
-  EXPECT_EQ(greedy_decode(lm, b, nucleus), g);
+  EXPECT_EQ(sample_or_greedy_decode(lm, b, nucleus), g);
 }
 
 // log p(tokens | prompt) by full recomputation, float64, ids ≥ vocab_limit impossible.
@@ -130,10 +130,10 @@ TEST(BeamSearch, OneBeamIsGreedy) {
   const model::SpeechBatch b = prompts();
   DecodeOptions o;
   o.max_new_tokens = 12;
-  const auto free_run = greedy_decode(lm, b, o);
+  const auto free_run = sample_or_greedy_decode(lm, b, o);
   o.stop_ids = {free_run[1][4]};  // prompt 1 stops early, the others may too
   o.length_penalty = 0;
-  const auto greedy = greedy_decode(lm, b, o);
+  const auto greedy = sample_or_greedy_decode(lm, b, o);
   o.beams = 1;
   EXPECT_EQ(beam_search(lm, b, o), greedy);
   EXPECT_EQ(decode(lm, b, o), greedy);

@@ -1,4 +1,4 @@
-#include "eval/greedy_decoder.h"
+#include "eval/decoding.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -53,8 +53,8 @@ std::vector<int64_t> decode_by_recomputation(model::SpeechLM& lm, const at::Tens
 
 }  // namespace
 
-std::vector<std::vector<int64_t>> greedy_decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
-                                                const DecodeOptions& o) {
+std::vector<std::vector<int64_t>> sample_or_greedy_decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
+                                                          const DecodeOptions& o) {
   torch::NoGradGuard no_grad;
   const model::SplicedInput in = lm->splice(prompts);
   const int64_t B = in.embeds.size(0);

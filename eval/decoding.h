@@ -24,9 +24,9 @@ struct DecodeOptions {
 };
 
 // `prompts`: ids ending with the generation prompt ("<start_of_turn>model\n"), lengths, audio features.
-// Returns the generated ids of each example.
-std::vector<std::vector<int64_t>> greedy_decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
-                                                const DecodeOptions& options);
+// Greedy at temperature 0, else sampled (temperature, top-p, seed). Returns the generated ids of each example.
+std::vector<std::vector<int64_t>> sample_or_greedy_decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
+                                                          const DecodeOptions& options);
 
 // Beam search, example by example: `beams` hypotheses share one cache (reordered each step); a hypothesis
 // ends at a stop id (counted in its length and score) or at max_new_tokens. The search ends when `beams`
@@ -35,7 +35,7 @@ std::vector<std::vector<int64_t>> greedy_decode(model::SpeechLM& lm, const model
 std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::SpeechBatch& prompts,
                                               const DecodeOptions& options);
 
-// beam_search when options.beams > 1, else greedy_decode.
+// beam_search when options.beams > 1, else sample_or_greedy_decode.
 std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
                                          const DecodeOptions& options);
 

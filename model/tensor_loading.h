@@ -1,0 +1,34 @@
+// Loading named tensors into a model so that a file which does not fit is described in one error: every
+// missing, mis-shaped and unexpected tensor listed, so the user fixes the file (or the config) in one go.
+// Used for Hugging Face LLM folders, pretrained encoders and checkpoints.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace vtb::model {
+
+class TensorLoad {
+ public:
+  // `what` opens the error: which file, and what it was expected to fit.
+  explicit TensorLoad(std::string what) : what_(std::move(what)) {}
+
+  // Copies `source` into `target` when it is defined (undefined: missing) and has `target`'s shape.
+  void copy(const std::string& name, at::Tensor target, const at::Tensor& source);
+  // The source's names that no copy() asked for are unexpected, except those `ignore` accepts.
+  void check_unexpected(const std::vector<std::string>& source_names,
+                        const std::function<bool(const std::string&)>& ignore = {});
+  // Throws std::runtime_error listing every problem (with counts), when there is one.
+  void finish() const;
+
+ private:
+  std::string what_;
+  std::set<std::string> asked_;
+  std::vector<std::string> missing_, mismatched_, unexpected_;
+};
+
+}  // namespace vtb::model
