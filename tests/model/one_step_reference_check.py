@@ -252,6 +252,9 @@ def main():
         return 1
     report("loss", abs(step["loss"] - loss.item()) / loss.item())
     report("gradient norm before clipping", abs(step["grad_norm"] - norm) / norm)
+    if norm <= c["clip"]:
+        print(f"FAIL the gradient norm {norm:.6f} is within the clip {c['clip']}: clipping is not exercised")
+        failures += 1
 
     # The gradient AdamW stepped with (averaged over ranks, clipped). Some tensors' gradient is zero by
     # construction: a bias before BatchNorm (the norm removes it), a key bias (softmax ignores a constant

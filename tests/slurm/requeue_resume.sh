@@ -58,6 +58,11 @@ wait_until 60 "the requeued job to be pending" bash -c "[[ \$(scontrol show job 
 # launched while the old slurmstepd still exits is aborted by Slurm. (Without the release below, Slurm's own
 # requeue delay of ~2 minutes keeps the two apart.)
 wait_until 60 "the first run's job step to end" bash -c "! pgrep -f 'slurmstepd: \\[$job\\.' >/dev/null"
+# ...and once the clock has left the second in which the first run was killed: slurmd rejects a credential
+# created no later than its job's revocation (Slurm's cred_revoked(): cred->ctime <= j->revoked, in whole
+# seconds), so a release within that second fails the rerun with "Job credential revoked".
+revoked_at=$(date +%s)
+wait_until 5 "the second after the kill to pass" bash -c "(( \$(date +%s) > $revoked_at + 1 ))"
 stopped_at=$(cat slurm/latest) || fail "no committed checkpoint after the signal"
 [[ $stopped_at != step_000000$steps ]] || fail "the run reached the end before the signal: make it longer"
 echo "checkpoint $stopped_at committed, job requeued"
