@@ -22,6 +22,39 @@ std::vector<std::string> files_of(const std::string& folder) {
   return files;
 }
 
+bool is_copy(const std::string& dataset) { return dataset.rfind(std::string(kChecksummedGroup) + "/", 0) == 0; }
+
+// Tensors, without the checksummed copies of attributes.
+std::vector<std::string> tensors_of(const Hdf5Reader& r) {
+  std::vector<std::string> out;
+  for (const auto& name : r.datasets())
+    if (!is_copy(name)) out.push_back(name);
+  return out;
+}
+
+// Reads every attribute that has a checksummed copy, which compares the two (Hdf5Reader::check_copy); adds
+// each one that differs or whose copy is damaged to `problems`.
+void check_attributes(const Hdf5Reader& r, std::vector<std::string>& problems) {
+  if (!r.checksummed_metadata()) return;
+  const std::string prefix = kChecksummedGroup;
+  for (const auto& copy : r.datasets(prefix)) {
+    const auto slash = copy.rfind('/');
+    const std::string object = slash == prefix.size() ? "/" : copy.substr(prefix.size(), slash - prefix.size());
+    const std::string key = copy.substr(slash + 1);
+    try {
+      const at::ScalarType type = r.read(copy).scalar_type();
+      if (type == at::kByte)
+        r.string_attribute(object, key);
+      else if (type == at::kLong)
+        r.int_attribute(object, key);
+      else
+        r.real_attribute(object, key);
+    } catch (const Hdf5Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+}
+
 }  // namespace
 
 void inspect_checkpoint(const std::string& folder, std::ostream& out) {
@@ -41,12 +74,13 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
         }
     }
     int64_t elements = 0;
-    for (const auto& name : r.datasets()) {
+    const std::vector<std::string> tensors = tensors_of(r);
+    for (const auto& name : tensors) {
       const at::Tensor t = r.read(name);
       elements += t.numel();
       out << "  " << name << "  " << at::toString(t.scalar_type()) << " " << t.sizes() << "\n";
     }
-    out << "  (" << r.datasets().size() << " datasets, " << elements << " elements)\n";
+    out << "  (" << tensors.size() << " tensors, " << elements << " elements)\n";
     try {
       const std::string config = r.string_attribute("/train", "config");
       out << "  resolved config:\n" << config;
@@ -61,8 +95,9 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
   int64_t world = 0;
   try {
     Hdf5Reader state(state_file(folder));
-    if (state.int_attribute("/", "format_version") != kFormatVersion)
-      problems.push_back("state.h5: unknown format_version");
+    const int64_t format = state.int_attribute("/", "format_version");
+    if (format < kOldestReadableFormat || format > kFormatVersion)
+      problems.push_back("state.h5: unknown format_version " + std::to_string(format));
     world = state.int_attribute("/train", "world_size");
     state.string_attribute("/train", "llm_hash");
   } catch (const Hdf5Error& e) {
@@ -82,6 +117,7 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
           problems.push_back(e.what());
         }
       }
+      check_attributes(reader, problems);
     } catch (const Hdf5Error& e) {
       problems.push_back(e.what());
     }
@@ -92,7 +128,7 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
 std::vector<TensorDiff> diff_checkpoints(const std::string& a, const std::string& b, std::vector<std::string>& only_a,
                                          std::vector<std::string>& only_b) {
   Hdf5Reader ra(state_file(a)), rb(state_file(b));
-  const auto na = ra.datasets(), nb = rb.datasets();
+  const auto na = tensors_of(ra), nb = tensors_of(rb);
   const std::set<std::string> sa(na.begin(), na.end()), sb(nb.begin(), nb.end());
   std::vector<TensorDiff> out;
   for (const auto& n : na) {

@@ -8,9 +8,11 @@
 namespace vtb::ckpt {
 namespace {
 
-// HDF5 prints its own error stack by default; vtb turns failures into messages instead.
+// HDF5 prints its own error stack by default; vtb turns failures into messages instead. A thread-safe HDF5
+// (Debian's is) keeps that setting per thread, so each thread that opens a file (the background
+// checkpoint writer too) turns it off for itself.
 void quiet() {
-  static bool done = [] {
+  thread_local bool done = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     return true;
   }();
@@ -37,6 +39,8 @@ hid_t file_type(at::ScalarType t) {
       return H5T_STD_I64LE;
     case at::kBFloat16:
       return H5T_STD_U16LE;
+    case at::kByte:
+      return H5T_STD_U8LE;
     default:
       throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
   }
@@ -52,6 +56,8 @@ hid_t memory_type(at::ScalarType t) {
       return H5T_NATIVE_INT64;
     case at::kBFloat16:
       return H5T_NATIVE_UINT16;
+    case at::kByte:
+      return H5T_NATIVE_UINT8;
     default:
       throw Hdf5Error(std::string("checkpoint: unsupported dtype ") + at::toString(t));
   }
@@ -78,7 +84,34 @@ void write_attribute(hid_t file, const std::string& path, const std::string& obj
   if (attr.id < 0 || H5Awrite(attr.id, type, value) < 0) fail(path, "cannot write attribute " + object + "@" + key);
 }
 
+bool link_exists(hid_t file, const std::string& name) {
+  // Check each prefix: H5Lexists fails when an intermediate group is missing.
+  size_t pos = 0;
+  while ((pos = name.find('/', pos + 1)) != std::string::npos)
+    if (H5Lexists(file, name.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  return H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+void write_string_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& key,
+                            const std::string& value) {
+  Handle type{H5Tcopy(H5T_C_S1), H5Tclose};  // fixed-length, null-terminated UTF-8
+  H5Tset_size(type.id, value.size() + 1);
+  H5Tset_cset(type.id, H5T_CSET_UTF8);
+  write_attribute(file, path, object, key, type.id, value.c_str());
+}
+
+// A string's bytes and a terminating 0 (so that no copy is empty: a chunked dataset needs an element).
+at::Tensor string_bytes(const std::string& value) {
+  at::Tensor t = at::zeros({static_cast<int64_t>(value.size()) + 1}, at::kByte);
+  std::copy(value.begin(), value.end(), t.data_ptr<uint8_t>());
+  return t;
+}
+
 }  // namespace
+
+std::string checksummed_copy(const std::string& object, const std::string& key) {
+  return std::string(kChecksummedGroup) + (object == "/" ? "" : object) + "/" + key;
+}
 
 Hdf5Writer::Hdf5Writer(const std::string& path) : path_(path) {
   quiet();
@@ -123,22 +156,28 @@ void Hdf5Writer::write(const std::string& name, const at::Tensor& tensor) {
   if (ds.id < 0) fail(path_, "cannot create dataset '" + name + "'");
   if (t.numel() > 0 && H5Dwrite(ds.id, memory_type(t.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
     fail(path_, "cannot write dataset '" + name + "'");
-  if (t.scalar_type() == at::kBFloat16) attribute(name, "dtype", std::string("bfloat16"));
+  if (t.scalar_type() == at::kBFloat16) write_string_attribute(file_, path_, name, "dtype", "bfloat16");
+}
+
+void Hdf5Writer::write_copy(const std::string& object, const std::string& key, const at::Tensor& value) {
+  const std::string name = checksummed_copy(object, key);
+  if (link_exists(file_, name)) H5Ldelete(file_, name.c_str(), H5P_DEFAULT);  // an attribute written again
+  write(name, value);
 }
 
 void Hdf5Writer::attribute(const std::string& object, const std::string& key, const std::string& value) {
-  Handle type{H5Tcopy(H5T_C_S1), H5Tclose};  // fixed-length, null-terminated UTF-8
-  H5Tset_size(type.id, value.size() + 1);
-  H5Tset_cset(type.id, H5T_CSET_UTF8);
-  write_attribute(file_, path_, object, key, type.id, value.c_str());
+  write_string_attribute(file_, path_, object, key, value);
+  write_copy(object, key, string_bytes(value));
 }
 
 void Hdf5Writer::attribute(const std::string& object, const std::string& key, int64_t value) {
   write_attribute(file_, path_, object, key, H5T_NATIVE_INT64, &value);
+  write_copy(object, key, at::full({1}, value, at::kLong));
 }
 
 void Hdf5Writer::attribute(const std::string& object, const std::string& key, double value) {
   write_attribute(file_, path_, object, key, H5T_NATIVE_DOUBLE, &value);
+  write_copy(object, key, at::full({1}, value, at::kDouble));
 }
 
 Hdf5Reader::Hdf5Reader(const std::string& path) : path_(path) {
@@ -151,13 +190,7 @@ Hdf5Reader::~Hdf5Reader() {
   if (file_ >= 0) H5Fclose(file_);
 }
 
-bool Hdf5Reader::exists(const std::string& name) const {
-  // Check each prefix: H5Lexists fails when an intermediate group is missing.
-  size_t pos = 0;
-  while ((pos = name.find('/', pos + 1)) != std::string::npos)
-    if (H5Lexists(file_, name.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
-  return H5Lexists(file_, name.c_str(), H5P_DEFAULT) > 0;
-}
+bool Hdf5Reader::exists(const std::string& name) const { return link_exists(file_, name); }
 
 std::vector<std::string> Hdf5Reader::datasets(const std::string& group) const {
   struct Walk {
@@ -202,6 +235,8 @@ at::Tensor Hdf5Reader::read(const std::string& name) const {
     st = at::kLong;
   else if (H5Tequal(type.id, H5T_STD_U16LE) > 0 && bf16)
     st = at::kBFloat16;
+  else if (H5Tequal(type.id, H5T_STD_U8LE) > 0)
+    st = at::kByte;
   else
     fail(path_, "dataset '" + name + "' has a type vtb does not store");
   at::Tensor t = at::empty(std::vector<int64_t>(dims.begin(), dims.end()), at::TensorOptions().dtype(st));
@@ -221,7 +256,19 @@ std::string Hdf5Reader::string_attribute(const std::string& object, const std::s
   H5Tset_cset(mem.id, H5Tget_cset(type.id));
   if (H5Aread(attr.id, mem.id, value.data()) < 0) fail(path_, "cannot read attribute " + object + "@" + key);
   value.erase(value.find_last_not_of('\0') + 1);
+  check_copy(object, key, string_bytes(value));
   return value;
+}
+
+bool Hdf5Reader::checksummed_metadata() const { return link_exists(file_, kChecksummedGroup); }
+
+void Hdf5Reader::check_copy(const std::string& object, const std::string& key, const at::Tensor& value) const {
+  if (!checksummed_metadata()) return;  // written before format 2: attributes as they are
+  const std::string name = checksummed_copy(object, key);
+  if (!link_exists(file_, name)) fail(path_, "attribute " + object + "@" + key + " has no checksummed copy " + name);
+  if (!at::equal(read(name), value))
+    fail(path_,
+         "attribute " + object + "@" + key + " differs from its checksummed copy " + name + ": the file is damaged");
 }
 
 namespace {
@@ -240,11 +287,15 @@ T numeric_attribute(hid_t file, const std::string& path, const std::string& obje
 }  // namespace
 
 int64_t Hdf5Reader::int_attribute(const std::string& object, const std::string& key) const {
-  return numeric_attribute<int64_t>(file_, path_, object, key, H5T_NATIVE_INT64, "integer");
+  const auto v = numeric_attribute<int64_t>(file_, path_, object, key, H5T_NATIVE_INT64, "integer");
+  check_copy(object, key, at::full({1}, v, at::kLong));
+  return v;
 }
 
 double Hdf5Reader::real_attribute(const std::string& object, const std::string& key) const {
-  return numeric_attribute<double>(file_, path_, object, key, H5T_NATIVE_DOUBLE, "real");
+  const auto v = numeric_attribute<double>(file_, path_, object, key, H5T_NATIVE_DOUBLE, "real");
+  check_copy(object, key, at::full({1}, v, at::kDouble));
+  return v;
 }
 
 }  // namespace vtb::ckpt

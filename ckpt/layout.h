@@ -2,6 +2,10 @@
 //   state.h5       written by rank 0: the model's trainable tensors, the optimizer, the config, the step;
 //   rank_<r>.h5    written by each rank r: its data loader's position and its random generators.
 // state.h5's root attribute format_version says which layout a folder has; readers refuse others.
+//   1  the first layout;
+//   2  every attribute also in a checksummed dataset (hdf5_io.h), optimizer steps as 1-element datasets
+//      (a scalar dataset cannot be chunked, so fletcher32 never covered it). Format 1 still loads, with a
+//      warning that its metadata is unverified.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +13,8 @@
 
 namespace vtb::ckpt {
 
-inline constexpr int64_t kFormatVersion = 1;
+inline constexpr int64_t kFormatVersion = 2;
+inline constexpr int64_t kOldestReadableFormat = 1;
 
 inline std::string state_file(const std::string& folder) { return folder + "/state.h5"; }
 inline std::string rank_file(const std::string& folder, int rank) {

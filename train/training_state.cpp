@@ -69,7 +69,7 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
     for (const auto& m : snap.optim) {
       out.write("/optim/" + m.name + "/exp_avg", m.exp_avg);
       out.write("/optim/" + m.name + "/exp_avg_sq", m.exp_avg_sq);
-      out.write("/optim/" + m.name + "/step", torch::scalar_tensor(m.step, torch::kLong));
+      out.write("/optim/" + m.name + "/step", torch::full({1}, m.step, torch::kLong));
     }
     out.attribute("/", "format_version", ckpt::kFormatVersion);
     out.attribute("/train", "step", snap.run.step);
@@ -110,9 +110,15 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
                              optim::AdamW& optimizer) {
   ckpt::Hdf5Reader state(ckpt::state_file(folder));
   const int64_t format = state.int_attribute("/", "format_version");
-  if (format != ckpt::kFormatVersion)
+  if (format < ckpt::kOldestReadableFormat || format > ckpt::kFormatVersion)
     throw std::runtime_error(folder + ": checkpoint format_version " + std::to_string(format) + "; this vtb reads " +
+                             std::to_string(ckpt::kOldestReadableFormat) + " to " +
                              std::to_string(ckpt::kFormatVersion));
+  if (!state.checksummed_metadata())
+    spdlog::warn(
+        "{}: format_version {} has no checksum on its metadata (step, config, sampler state): resuming "
+        "from it unverified",
+        folder, format);
   const int64_t saved_world = state.int_attribute("/train", "world_size");
   const std::string saved_hash = state.string_attribute("/train", "llm_hash");
   if (saved_hash != frozen_llm_hash(lm))

@@ -52,7 +52,12 @@ TEST(Hdf5, RoundTripTensorsAndAttributes) {
   EXPECT_FALSE(in.exists("/model/nope"));
   EXPECT_FALSE(in.exists("/nogroup/x"));
   EXPECT_EQ(in.datasets("/model"), (std::vector<std::string>{"/model/bf16", "/model/encoder.layers.0.linear.weight"}));
-  EXPECT_EQ(in.datasets().size(), 6u);
+  // Six tensors and the checksummed copies of the four attributes (not of bf16's dtype marker).
+  EXPECT_EQ(in.datasets().size(), 10u);
+  EXPECT_TRUE(in.checksummed_metadata());
+  EXPECT_EQ(in.datasets(kChecksummedGroup),
+            (std::vector<std::string>{"/checksummed/format_version", "/checksummed/train/config",
+                                      "/checksummed/train/lr", "/checksummed/train/step"}));
 
   // Independent readers: h5dump parses every object; h5py sees the same values.
   EXPECT_EQ(std::system(("h5dump " + path + " > /dev/null").c_str()), 0);
@@ -97,6 +102,36 @@ TEST(Hdf5, FlippedByteFailsTheReadOfThatDatasetOnly) {
     EXPECT_NE(std::string(e.what()).find(path + ": dataset '/model/pattern' is corrupt"), std::string::npos)
         << e.what();
   }
+}
+
+// HDF5 attributes have no checksum: one changed behind vtb's back (here by h5py, as a flipped byte would)
+// no longer matches its checksummed copy, and reading it says so. A file without copies (format 1,
+// written here by h5py) reads as it is.
+TEST(Hdf5, AnAttributeThatDiffersFromItsCopyIsAnError) {
+  const std::string path = temp("attr.h5"), old = temp("format1.h5");
+  {
+    Hdf5Writer out(path);
+    out.attribute("/train", "step", int64_t{42});
+    out.attribute("/train", "config", std::string("[train]\nlr = 0.001\n"));
+    out.close();
+  }
+  const std::string py = "/usr/bin/python3 -c \"import h5py, numpy as np; f = h5py.File('" + path +
+                         "', 'r+'); f['/train'].attrs['step'] = np.int64(43); f.close(); g = h5py.File('" + old +
+                         "', 'w'); g.create_group('train').attrs['step'] = np.int64(7)\"";
+  ASSERT_EQ(std::system(py.c_str()), 0) << py;
+  Hdf5Reader in(path);
+  EXPECT_EQ(in.string_attribute("/train", "config"), "[train]\nlr = 0.001\n");
+  try {
+    in.int_attribute("/train", "step");
+    FAIL() << "a changed attribute was read";
+  } catch (const Hdf5Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/train@step differs from its checksummed copy /checksummed/train/step"),
+              std::string::npos)
+        << e.what();
+  }
+  Hdf5Reader format1(old);
+  EXPECT_FALSE(format1.checksummed_metadata());
+  EXPECT_EQ(format1.int_attribute("/train", "step"), 7);
 }
 
 TEST(Hdf5, MissingOrForeignFilesAreErrors) {
