@@ -1,6 +1,7 @@
 #include "data/mixing_sampler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -58,7 +59,8 @@ MixingSampler::MixingSampler(std::vector<SamplerSource> sources, BatchLimits lim
   if (sources_.empty()) throw std::invalid_argument("sampler: no sources");
   double total = 0;
   for (const auto& s : sources_) {
-    if (!(s.weight >= 0)) throw std::invalid_argument("sampler: source '" + s.name + "' has a negative weight");
+    if (!(s.weight >= 0) || !std::isfinite(s.weight))
+      throw std::invalid_argument("sampler: source '" + s.name + "' has a weight that is not a finite number ≥ 0");
     if (static_cast<int64_t>(s.costs.size()) < world)
       throw std::invalid_argument("sampler: source '" + s.name + "' has " + std::to_string(s.costs.size()) +
                                   " examples, fewer than the " + std::to_string(world) + " ranks that share it");

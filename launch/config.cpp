@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -74,7 +75,40 @@ T get(const po::variables_map& vm, const std::string& key) {
   }
 }
 
+// Each key's range check (its notifier), with the key and where it was set: po::notify would lose both.
+void check_ranges(const po::options_description& keys, const po::variables_map& values, const std::string& ini_text,
+                  const std::string& source, const std::vector<std::string>& overrides) {
+  for (const auto& [key, value] : values) {
+    const po::option_description* option = keys.find_nothrow(key, false);
+    if (option == nullptr || value.empty()) continue;
+    try {
+      option->semantic()->notify(value.value());
+    } catch (const OutOfRange& e) {
+      const bool on_command_line =
+          std::any_of(overrides.begin(), overrides.end(), [&](const std::string& o) { return strip_dashes(o) == key; });
+      const int line = line_of_key(ini_text, key);
+      const std::string where = on_command_line ? "command line: "
+                                : line > 0      ? fmt::format("{}:{}: ", source, line)
+                                                : std::string("default: ");
+      throw ConfigError(fmt::format("{}{} = {}: {}", where, key, value_text(value.value()), e.what()));
+    }
+  }
+}
+
 }  // namespace
+
+std::function<void(const double&)> positive() {
+  return [](const double& v) {
+    if (!(v > 0) || !std::isfinite(v)) throw OutOfRange("must be a finite number > 0");
+  };
+}
+
+std::function<void(const double&)> between(double lo, double hi, bool open_above) {
+  return [=](const double& v) {
+    if (!(v >= lo) || !(open_above ? v < hi : v <= hi))
+      throw OutOfRange(fmt::format("must be in [{}, {}{}", lo, hi, open_above ? ")" : "]"));
+  };
+}
 
 std::vector<std::string> known_keys() {
   const po::options_description keys = all_keys();
@@ -119,6 +153,8 @@ std::string closest_key(const std::string& unknown, const std::vector<std::strin
 
 Config Config::load(const std::string& ini_path, const std::vector<std::string>& overrides) {
   if (ini_path.empty()) return parse("", "", overrides);
+  if (std::filesystem::is_directory(ini_path))
+    throw ConfigError(fmt::format("config file '{}' is a directory, not an INI file", ini_path));
   std::ifstream in(ini_path);
   if (!in) throw ConfigError(fmt::format("cannot open config file '{}': {}", ini_path, std::strerror(errno)));
   std::ostringstream text;
@@ -167,8 +203,14 @@ Config Config::parse(const std::string& ini_text, const std::string& source,
       throw ConfigError(fmt::format("{}: {}", where, e.what()));
     }
   }
+  check_ranges(keys, config.values_, ini_text, source, overrides);
   po::notify(config.values_);
   return config;
+}
+
+bool Config::is_set(const std::string& key) const {
+  const auto it = values_.find(key);
+  return it != values_.end() && !it->second.empty() && !it->second.defaulted();
 }
 
 std::string Config::str(const std::string& key) const { return get<std::string>(values_, key); }
@@ -180,6 +222,14 @@ std::vector<std::string> Config::list(const std::string& key) const {
 int64_t Config::integer(const std::string& key) const { return get<int64_t>(values_, key); }
 double Config::real(const std::string& key) const { return get<double>(values_, key); }
 bool Config::flag(const std::string& key) const { return get<bool>(values_, key); }
+
+std::vector<std::pair<std::string, std::string>> Config::values() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& key : known_keys())
+    if (auto it = values_.find(key); it != values_.end() && !it->second.empty())
+      out.emplace_back(key, value_text(it->second.value()));
+  return out;
+}
 
 std::string Config::resolved_ini() const {
   std::ostringstream out;

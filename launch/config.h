@@ -5,7 +5,10 @@
 
 #include <boost/program_options.hpp>
 
+#include <cmath>
 #include <cstdint>
+#include <functional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,6 +21,29 @@ namespace vtb {
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// Thrown by a number key's range check; Config::parse turns it into a ConfigError naming the key, its
+// value and where it was set.
+struct OutOfRange : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Range checks for a number key, attached in config_keys.cpp with ->notifier(...). Each also refuses NaN
+// and infinities.
+template <class T>
+std::function<void(const T&)> at_least(T lo) {
+  return [lo](const T& v) {
+    if (!(v >= lo) || !std::isfinite(static_cast<double>(v))) {
+      std::ostringstream m;
+      m << "must be a finite number ≥ " << lo;
+      throw OutOfRange(m.str());
+    }
+  };
+}
+// 0 < v, finite.
+std::function<void(const double&)> positive();
+// lo ≤ v ≤ hi (closed) or lo ≤ v < hi (`open_above`: a dropout, an Adam beta).
+std::function<void(const double&)> between(double lo, double hi, bool open_above = false);
 
 // A setting that names one of a fixed set of choices, listed in the enum's home header as (name, value)
 // pairs (e.g. model::kLoraLayouts): the value `text` names; ConfigError naming `key` and every allowed name otherwise.
@@ -50,6 +76,8 @@ class Config {
   static Config parse(const std::string& ini_text, const std::string& source,
                       const std::vector<std::string>& overrides);
 
+  // Whether `key` was given (in the file or on the command line), not left at its default.
+  bool is_set(const std::string& key) const;
   std::string str(const std::string& key) const;
   int64_t integer(const std::string& key) const;
   std::vector<std::string> list(const std::string& key) const;  // a repeatable key; empty when not given
@@ -60,6 +88,10 @@ class Config {
   E choice(const std::string& key, const Range& choices) const {
     return parse_choice<E>(key, str(key), choices);
   }
+
+  // Every key given or defaulted, in declaration order, with its value as text (a repeated key's values
+  // one per line).
+  std::vector<std::pair<std::string, std::string>> values() const;
 
   // Every key with its resolved value, as an INI text that load() reads back to the same config.
   std::string resolved_ini() const;
@@ -76,6 +108,11 @@ std::string closest_key(const std::string& unknown, const std::vector<std::strin
 
 // Every declared key, in declaration order (config_keys.cpp).
 std::vector<std::string> known_keys();
+
+// Whether `key` defines the model (its shapes or its math: llm.*, encoder.*, adapter.*, lora.*, the
+// features the encoder reads) rather than the run (lr, steps, data, logging): a checkpoint is only ever
+// loaded with the model-defining keys it was trained with (config_keys.cpp).
+bool model_defining(const std::string& key);
 
 // Declares every key into `options` (config_keys.cpp).
 void declare_config_keys(boost::program_options::options_description& options);

@@ -22,6 +22,13 @@ std::string targets(const model::LoraConfig& lora) {
 
 }  // namespace
 
+bool model_defining(const std::string& key) {
+  const std::string section = key.substr(0, key.find('.'));
+  return section == "llm" || section == "encoder" || section == "adapter" || section == "lora" ||
+         key == "features.n_mels" || key == "features.pad_mode" || key == "features.frame_rule" ||
+         key == "data.audio_piece";
+}
+
 void declare_config_keys(boost::program_options::options_description& options) {
   namespace po = boost::program_options;
   const train::TrainSettings t;
@@ -35,53 +42,53 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("run.dir", po::value<std::string>()->default_value(t.run_dir),
        "run folder: checkpoints, metrics.jsonl, logs")
       ("run.device", po::value<std::string>()->default_value("cpu"), "cpu (MPI collectives) or cuda (NCCL collectives)")
-      ("run.threads", po::value<int64_t>()->default_value(0),
+      ("run.threads", po::value<int64_t>()->default_value(0)->notifier(at_least<int64_t>(0)),
        "intra-op threads per rank; 0 = the CPUs this rank may use / ranks sharing them")
       ("run.deterministic", po::value<bool>()->default_value(false),
        "deterministic kernels only (LibTorch's use_deterministic_algorithms, cuDNN deterministic, no TF32): two "
        "runs on a GPU give the same losses bit for bit; slower. CPU runs are deterministic anyway")
-      ("run.peak_tflops", po::value<double>()->default_value(t.peak_tflops),
+      ("run.peak_tflops", po::value<double>()->default_value(t.peak_tflops)->notifier(at_least(0.0)),
        "peak TFLOP/s of one rank's device, for MFU in metrics.jsonl (H100 bf16 dense: 989); 0 = no MFU")
       // [log]
       ("log.level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error")
       ("log.all_ranks", po::value<bool>()->default_value(false), "info lines from every rank, not only rank 0")
       // [dist]
-      ("dist.timeout_s", po::value<double>()->default_value(dist::CommunicatorOptions{}.timeout_s),
+      ("dist.timeout_s", po::value<double>()->default_value(dist::CommunicatorOptions{}.timeout_s)->notifier(positive()),
        "deadline of every collective in seconds; past it the job ends with a message naming the collective")
-      ("dist.first_bucket_mib", po::value<double>()->default_value(mib(t.buckets.first_bucket_bytes)),
+      ("dist.first_bucket_mib", po::value<double>()->default_value(mib(t.buckets.first_bucket_bytes))->notifier(positive()),
        "size of the first gradient bucket (small, so reduction starts early in backward)")
-      ("dist.bucket_mib", po::value<double>()->default_value(mib(t.buckets.bucket_bytes)), "size of the other gradient buckets")
+      ("dist.bucket_mib", po::value<double>()->default_value(mib(t.buckets.bucket_bytes))->notifier(positive()), "size of the other gradient buckets")
       // [features]: log-mel front end (docs/design.md §2); the rest of the recipe is fixed (data/features.h)
-      ("features.n_mels", po::value<int64_t>()->default_value(f.n_mels), "mel bins (must equal encoder.n_mels)")
+      ("features.n_mels", po::value<int64_t>()->default_value(f.n_mels)->notifier(at_least<int64_t>(1)), "mel bins (must equal encoder.n_mels)")
       ("features.pad_mode", po::value<std::string>()->default_value(choice_name(f.pad_mode, data::kPadModes)),
        "STFT centre padding: reflect (released FastConformer checkpoints) or constant (NeMo since 2025-07)")
       ("features.frame_rule", po::value<std::string>()->default_value(choice_name(f.frame_rule, data::kFrameRules)),
        "valid frames: plus_one = samples/160 + 1 (reflect era) or floor = samples/160")
-      ("features.dither", po::value<double>()->default_value(f.dither), "dither added in training only")
+      ("features.dither", po::value<double>()->default_value(f.dither)->notifier(at_least(0.0)), "dither added in training only")
       // SpecAugment in training (NeMo's FastConformer defaults); 0 masks turn a kind off
-      ("features.freq_masks", po::value<int64_t>()->default_value(a.freq_masks), "SpecAugment: frequency masks per utterance")
-      ("features.freq_width", po::value<int64_t>()->default_value(a.freq_width), "SpecAugment: widest frequency mask, mel bins")
-      ("features.time_masks", po::value<int64_t>()->default_value(a.time_masks), "SpecAugment: time masks per utterance")
-      ("features.time_width", po::value<double>()->default_value(a.time_width), "SpecAugment: widest time mask, fraction of the frames")
+      ("features.freq_masks", po::value<int64_t>()->default_value(a.freq_masks)->notifier(at_least<int64_t>(0)), "SpecAugment: frequency masks per utterance")
+      ("features.freq_width", po::value<int64_t>()->default_value(a.freq_width)->notifier(at_least<int64_t>(0)), "SpecAugment: widest frequency mask, mel bins")
+      ("features.time_masks", po::value<int64_t>()->default_value(a.time_masks)->notifier(at_least<int64_t>(0)), "SpecAugment: time masks per utterance")
+      ("features.time_width", po::value<double>()->default_value(a.time_width)->notifier(between(0, 1)), "SpecAugment: widest time mask, fraction of the frames")
       // [train]
       ("train.seed", po::value<int64_t>()->default_value(t.seed), "seed of initialisation, dropout and data order")
-      ("train.max_steps", po::value<int64_t>()->default_value(t.max_steps), "the run stops here and commits a checkpoint")
-      ("train.micro_batches", po::value<int64_t>()->default_value(t.micro_batches), "gradient accumulation: batches per step per rank")
-      ("train.lr", po::value<double>()->default_value(t.lr), "peak learning rate")
-      ("train.lr_min", po::value<double>()->default_value(t.lr_min), "cosine floor")
-      ("train.warmup_steps", po::value<int64_t>()->default_value(t.warmup_steps), "linear warmup")
-      ("train.weight_decay", po::value<double>()->default_value(t.adamw.weight_decay), "AdamW decoupled weight decay (not on norms, biases, pos biases)")
-      ("train.beta1", po::value<double>()->default_value(t.adamw.beta1), "AdamW beta1")
-      ("train.beta2", po::value<double>()->default_value(t.adamw.beta2), "AdamW beta2")
-      ("train.clip", po::value<double>()->default_value(t.clip), "global gradient-norm clip (0 = off)")
-      ("train.max_bad_steps", po::value<int64_t>()->default_value(t.max_bad_steps), "consecutive NaN/Inf steps that stop the run")
-      ("train.log_every", po::value<int64_t>()->default_value(t.log_every), "progress line every N steps (metrics.jsonl gets every step)")
+      ("train.max_steps", po::value<int64_t>()->default_value(t.max_steps)->notifier(at_least<int64_t>(1)), "the run stops here and commits a checkpoint")
+      ("train.micro_batches", po::value<int64_t>()->default_value(t.micro_batches)->notifier(at_least<int64_t>(1)), "gradient accumulation: batches per step per rank")
+      ("train.lr", po::value<double>()->default_value(t.lr)->notifier(positive()), "peak learning rate")
+      ("train.lr_min", po::value<double>()->default_value(t.lr_min)->notifier(at_least(0.0)), "cosine floor")
+      ("train.warmup_steps", po::value<int64_t>()->default_value(t.warmup_steps)->notifier(at_least<int64_t>(0)), "linear warmup")
+      ("train.weight_decay", po::value<double>()->default_value(t.adamw.weight_decay)->notifier(at_least(0.0)), "AdamW decoupled weight decay (not on norms, biases, pos biases)")
+      ("train.beta1", po::value<double>()->default_value(t.adamw.beta1)->notifier(between(0, 1, true)), "AdamW beta1")
+      ("train.beta2", po::value<double>()->default_value(t.adamw.beta2)->notifier(between(0, 1, true)), "AdamW beta2")
+      ("train.clip", po::value<double>()->default_value(t.clip)->notifier(at_least(0.0)), "global gradient-norm clip (0 = off)")
+      ("train.max_bad_steps", po::value<int64_t>()->default_value(t.max_bad_steps)->notifier(at_least<int64_t>(1)), "consecutive NaN/Inf steps that stop the run")
+      ("train.log_every", po::value<int64_t>()->default_value(t.log_every)->notifier(at_least<int64_t>(1)), "progress line every N steps (metrics.jsonl gets every step)")
       // [ckpt]
-      ("ckpt.every_steps", po::value<int64_t>()->default_value(t.ckpt_every), "checkpoint every N steps (0 = only at the end)")
-      ("ckpt.keep_last", po::value<int64_t>()->default_value(t.keep_last), "committed checkpoints kept")
+      ("ckpt.every_steps", po::value<int64_t>()->default_value(t.ckpt_every)->notifier(at_least<int64_t>(0)), "checkpoint every N steps (0 = only at the end)")
+      ("ckpt.keep_last", po::value<int64_t>()->default_value(t.keep_last)->notifier(at_least<int64_t>(1)), "committed checkpoints kept")
       ("ckpt.async", po::value<bool>()->default_value(false),
        "write checkpoints in a background thread (one in flight) while training continues")
-      ("ckpt.every_minutes", po::value<double>()->default_value(t.ckpt_every_minutes), "also checkpoint when this many minutes passed (0 = off)")
+      ("ckpt.every_minutes", po::value<double>()->default_value(t.ckpt_every_minutes)->notifier(at_least(0.0)), "also checkpoint when this many minutes passed (0 = off)")
       // [data]
       ("data.on_error", po::value<std::string>()->default_value(choice_name(t.skip_bad_lines, data::kOnErrorSkips)),
        "a bad manifest line or unreadable audio: fail (error naming file:line) or skip (log and count)")
@@ -91,13 +98,13 @@ void declare_config_keys(boost::program_options::options_description& options) {
        "one per source, repeatable: NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...] (KIND: asr, ast, sqa, text, mixed); "
        "sources given on the command line are added to those of the file")
       ("data.mix", po::value<std::string>()->default_value(choice_name(t.mix, data::kMixModes)), "per_batch (one source per step, the paper's) or per_sample")
-      ("data.max_seconds", po::value<double>()->default_value(t.limits.max_seconds), "audio seconds per batch per rank (0 = unbounded)")
-      ("data.max_tokens", po::value<int64_t>()->default_value(t.limits.max_tokens), "sequence tokens per batch per rank (0 = unbounded)")
-      ("data.max_examples", po::value<int64_t>()->default_value(t.limits.max_examples), "examples per batch per rank (0 = unbounded)")
-      ("data.bucket_window", po::value<int64_t>()->default_value(t.limits.bucket_window), "examples per length-bucketing chunk")
-      ("data.min_duration", po::value<double>()->default_value(t.min_duration), "shorter audio is filtered out")
-      ("data.max_duration", po::value<double>()->default_value(t.max_duration), "longer audio is filtered out")
-      ("data.workers", po::value<int64_t>()->default_value(t.loader.workers), "background loader threads per rank")
+      ("data.max_seconds", po::value<double>()->default_value(t.limits.max_seconds)->notifier(at_least(0.0)), "audio seconds per batch per rank (0 = unbounded)")
+      ("data.max_tokens", po::value<int64_t>()->default_value(t.limits.max_tokens)->notifier(at_least<int64_t>(0)), "sequence tokens per batch per rank (0 = unbounded)")
+      ("data.max_examples", po::value<int64_t>()->default_value(t.limits.max_examples)->notifier(at_least<int64_t>(0)), "examples per batch per rank (0 = unbounded)")
+      ("data.bucket_window", po::value<int64_t>()->default_value(t.limits.bucket_window)->notifier(at_least<int64_t>(1)), "examples per length-bucketing chunk")
+      ("data.min_duration", po::value<double>()->default_value(t.min_duration)->notifier(at_least(0.0)), "shorter audio is filtered out")
+      ("data.max_duration", po::value<double>()->default_value(t.max_duration)->notifier(positive()), "longer audio is filtered out")
+      ("data.workers", po::value<int64_t>()->default_value(t.loader.workers)->notifier(at_least<int64_t>(0)), "background loader threads per rank")
       // [model]
       ("model.llm", po::value<std::string>()->default_value(t.llm_dir),
        "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")
@@ -106,39 +113,39 @@ void declare_config_keys(boost::program_options::options_description& options) {
        "from; empty = random initialisation")
       // [llm]: the stand-in LLM's shape (ignored when model.llm is set). Defaults: Gemma-1 2B.
       ("llm.family", po::value<std::string>()->default_value(m.llm.family), "gemma or llama")
-      ("llm.vocab", po::value<int64_t>()->default_value(m.llm.vocab), "vocabulary size")
-      ("llm.hidden", po::value<int64_t>()->default_value(m.llm.hidden), "model width")
-      ("llm.intermediate", po::value<int64_t>()->default_value(m.llm.intermediate), "feed-forward width")
-      ("llm.layers", po::value<int64_t>()->default_value(m.llm.layers), "decoder layers")
-      ("llm.heads", po::value<int64_t>()->default_value(m.llm.heads), "attention heads")
-      ("llm.kv_heads", po::value<int64_t>()->default_value(m.llm.kv_heads), "key/value heads (1 = multi-query)")
-      ("llm.head_dim", po::value<int64_t>()->default_value(m.llm.head_dim), "per-head width")
-      ("llm.rms_eps", po::value<double>()->default_value(m.llm.rms_eps), "RMSNorm epsilon")
-      ("llm.rope_theta", po::value<double>()->default_value(m.llm.rope_theta), "RoPE base")
+      ("llm.vocab", po::value<int64_t>()->default_value(m.llm.vocab)->notifier(at_least<int64_t>(1)), "vocabulary size")
+      ("llm.hidden", po::value<int64_t>()->default_value(m.llm.hidden)->notifier(at_least<int64_t>(1)), "model width")
+      ("llm.intermediate", po::value<int64_t>()->default_value(m.llm.intermediate)->notifier(at_least<int64_t>(1)), "feed-forward width")
+      ("llm.layers", po::value<int64_t>()->default_value(m.llm.layers)->notifier(at_least<int64_t>(1)), "decoder layers")
+      ("llm.heads", po::value<int64_t>()->default_value(m.llm.heads)->notifier(at_least<int64_t>(1)), "attention heads")
+      ("llm.kv_heads", po::value<int64_t>()->default_value(m.llm.kv_heads)->notifier(at_least<int64_t>(1)), "key/value heads (1 = multi-query)")
+      ("llm.head_dim", po::value<int64_t>()->default_value(m.llm.head_dim)->notifier(at_least<int64_t>(1)), "per-head width")
+      ("llm.rms_eps", po::value<double>()->default_value(m.llm.rms_eps)->notifier(positive()), "RMSNorm epsilon")
+      ("llm.rope_theta", po::value<double>()->default_value(m.llm.rope_theta)->notifier(positive()), "RoPE base")
       ("llm.tie_embeddings", po::value<bool>()->default_value(m.llm.tie_embeddings), "LM head shares the embedding matrix")
       // [encoder]: FastConformer. Defaults: Canary-1B's encoder.
-      ("encoder.n_mels", po::value<int64_t>()->default_value(m.encoder.n_mels), "input mel bins")
-      ("encoder.subsampling_factor", po::value<int64_t>()->default_value(m.encoder.subsampling_factor), "dw_striding time reduction (power of 2)")
-      ("encoder.subsampling_channels", po::value<int64_t>()->default_value(m.encoder.subsampling_channels), "subsampling conv channels")
-      ("encoder.d_model", po::value<int64_t>()->default_value(m.encoder.conformer.d_model), "width")
-      ("encoder.layers", po::value<int64_t>()->default_value(m.encoder.conformer.layers), "Conformer layers")
-      ("encoder.heads", po::value<int64_t>()->default_value(m.encoder.conformer.heads), "attention heads")
-      ("encoder.ff_dim", po::value<int64_t>()->default_value(m.encoder.conformer.ff_dim), "feed-forward width")
-      ("encoder.conv_kernel", po::value<int64_t>()->default_value(m.encoder.conformer.conv_kernel), "depthwise conv kernel (odd)")
-      ("encoder.dropout", po::value<double>()->default_value(m.encoder.conformer.dropout), "dropout in every block")
+      ("encoder.n_mels", po::value<int64_t>()->default_value(m.encoder.n_mels)->notifier(at_least<int64_t>(1)), "input mel bins")
+      ("encoder.subsampling_factor", po::value<int64_t>()->default_value(m.encoder.subsampling_factor)->notifier(at_least<int64_t>(1)), "dw_striding time reduction (power of 2)")
+      ("encoder.subsampling_channels", po::value<int64_t>()->default_value(m.encoder.subsampling_channels)->notifier(at_least<int64_t>(1)), "subsampling conv channels")
+      ("encoder.d_model", po::value<int64_t>()->default_value(m.encoder.conformer.d_model)->notifier(at_least<int64_t>(1)), "width")
+      ("encoder.layers", po::value<int64_t>()->default_value(m.encoder.conformer.layers)->notifier(at_least<int64_t>(1)), "Conformer layers")
+      ("encoder.heads", po::value<int64_t>()->default_value(m.encoder.conformer.heads)->notifier(at_least<int64_t>(1)), "attention heads")
+      ("encoder.ff_dim", po::value<int64_t>()->default_value(m.encoder.conformer.ff_dim)->notifier(at_least<int64_t>(1)), "feed-forward width")
+      ("encoder.conv_kernel", po::value<int64_t>()->default_value(m.encoder.conformer.conv_kernel)->notifier(at_least<int64_t>(1)), "depthwise conv kernel (odd)")
+      ("encoder.dropout", po::value<double>()->default_value(m.encoder.conformer.dropout)->notifier(between(0, 1, true)), "dropout in every block")
       ("encoder.xscaling", po::value<bool>()->default_value(m.encoder.conformer.xscaling), "scale inputs by sqrt(d_model)")
       // [adapter]: Conformer modality adapter, no time reduction, then a Linear to the LLM width.
-      ("adapter.d_model", po::value<int64_t>()->default_value(m.adapter.conformer.d_model), "width")
-      ("adapter.layers", po::value<int64_t>()->default_value(m.adapter.conformer.layers), "Conformer layers")
-      ("adapter.heads", po::value<int64_t>()->default_value(m.adapter.conformer.heads), "attention heads")
-      ("adapter.ff_dim", po::value<int64_t>()->default_value(m.adapter.conformer.ff_dim), "feed-forward width")
-      ("adapter.conv_kernel", po::value<int64_t>()->default_value(m.adapter.conformer.conv_kernel), "depthwise conv kernel (odd)")
-      ("adapter.dropout", po::value<double>()->default_value(m.adapter.conformer.dropout), "dropout in every block")
+      ("adapter.d_model", po::value<int64_t>()->default_value(m.adapter.conformer.d_model)->notifier(at_least<int64_t>(1)), "width")
+      ("adapter.layers", po::value<int64_t>()->default_value(m.adapter.conformer.layers)->notifier(at_least<int64_t>(1)), "Conformer layers")
+      ("adapter.heads", po::value<int64_t>()->default_value(m.adapter.conformer.heads)->notifier(at_least<int64_t>(1)), "attention heads")
+      ("adapter.ff_dim", po::value<int64_t>()->default_value(m.adapter.conformer.ff_dim)->notifier(at_least<int64_t>(1)), "feed-forward width")
+      ("adapter.conv_kernel", po::value<int64_t>()->default_value(m.adapter.conformer.conv_kernel)->notifier(at_least<int64_t>(1)), "depthwise conv kernel (odd)")
+      ("adapter.dropout", po::value<double>()->default_value(m.adapter.conformer.dropout)->notifier(between(0, 1, true)), "dropout in every block")
       ("adapter.xscaling", po::value<bool>()->default_value(m.adapter.conformer.xscaling), "scale inputs by sqrt(d_model)")
       // [lora]
-      ("lora.rank", po::value<int64_t>()->default_value(m.lora.rank), "adapter rank (0 = no LoRA)")
-      ("lora.alpha", po::value<double>()->default_value(m.lora.alpha), "scale = alpha / rank")
-      ("lora.dropout", po::value<double>()->default_value(m.lora.dropout), "dropout on the adapter input")
+      ("lora.rank", po::value<int64_t>()->default_value(m.lora.rank)->notifier(at_least<int64_t>(0)), "adapter rank (0 = no LoRA)")
+      ("lora.alpha", po::value<double>()->default_value(m.lora.alpha)->notifier(positive()), "scale = alpha / rank")
+      ("lora.dropout", po::value<double>()->default_value(m.lora.dropout)->notifier(between(0, 1, true)), "dropout on the adapter input")
       ("lora.layout", po::value<std::string>()->default_value(choice_name(m.lora.layout, model::kLoraLayouts)),
        "fused (NeMo: shared A on q|k|v and gate|up, as the paper counts) or separate (PEFT)")
       ("lora.targets", po::value<std::string>()->default_value(targets(m.lora)), "projections that get adapters");

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cstdlib>
 
+#include "dist/parameter_check.h"
 #include "launch/logging.h"
 
 namespace vtb {
@@ -42,6 +44,13 @@ Session start_session(int* argc, char*** argv, Config config, const std::string&
   dist::CommunicatorOptions options;
   options.timeout_s = s.config.real("dist.timeout_s");
   s.comm = dist::make_communicator(s.config.str("run.device"), options);
+
+  // Ranks launched with different settings would train apart or wait on each other until the deadline.
+  dist::Settings settings = s.config.values();
+  settings.emplace_back("world size", std::to_string(s.world->size));
+  settings.emplace_back("vtb version", VTB_VERSION);
+  settings.emplace_back("LibTorch version", TORCH_VERSION);
+  dist::verify_same_settings(*s.comm, settings);
   return s;
 }
 

@@ -20,7 +20,8 @@ struct Session {
 };
 
 // 1. MPI; 2. config (file + overrides); 3. logging; 4. threads; 5. the resolved config on rank 0;
-// 6. the communicator (collective: every rank must call this).
+// 6. the communicator; 7. every rank checked to run with the same settings, world size and versions, or
+// PeerMismatchError on every rank (collective: every rank must call this).
 Session start_session(int* argc, char*** argv, const std::string& config_path,
                       const std::vector<std::string>& overrides);
 // The same with a config already loaded; `source` names where it came from, for the log.

@@ -1,16 +1,38 @@
 // vtb train: single-stage joint SFT under mpirun/srun; resumes from the run folder's `latest`.
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <stdexcept>
 
+#include "ckpt/commit.h"
 #include "dist/exit_codes.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/session.h"
 #include "launch/train_settings.h"
+#include "launch/trained_model.h"
 #include "train/trainer.h"
 
 namespace vtb {
+namespace {
+
+// Every rank checks at start that it can write into the run folder: found at the first checkpoint, a
+// read-only or missing mount would cost every step before it.
+void check_writable(const std::string& run_dir, int rank) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::create_directories(run_dir, error);
+  const fs::path probe = fs::path(run_dir) / (".write_probe_rank_" + std::to_string(rank));
+  std::ofstream(probe) << "vtb\n";
+  if (error || !fs::exists(probe))
+    throw std::runtime_error("run.dir " + run_dir + " is not writable from rank " + std::to_string(rank) + " (" +
+                             dist::world().host + ")" + (error ? ": " + error.message() : std::string()));
+  fs::remove(probe, error);
+}
+
+}  // namespace
 
 int train_command(int argc, char** argv) {
   boost::program_options::options_description options("Options");
@@ -25,6 +47,10 @@ int train_command(int argc, char** argv) {
   }
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
   train::TrainSettings settings = read_train_settings(s.config);
+  check_writable(settings.run_dir, s.world->rank);
+  // A resume continues the model it saved: refused here, naming each key, if the config now builds another.
+  if (const std::string latest = ckpt::latest_checkpoint(settings.run_dir); !latest.empty())
+    check_against_checkpoint(latest, checkpoint_config(latest, {}), s.config);
   std::unique_ptr<dist::Communicator> checkpoint_comm;
   if (s.config.flag("ckpt.async")) {  // collective: every rank creates it
     checkpoint_comm = dist::make_communicator(s.config.str("run.device"), {s.config.real("dist.timeout_s")});

@@ -18,11 +18,14 @@ std::vector<train::SourceSettings> read_sources(const Config& c) {
     if (!(in >> s.name >> kind >> weight >> s.manifest))
       throw ConfigError("data.source '" + line + "': expected NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...]");
     s.task = parse_choice<data::Task>("data.source '" + line + "': KIND", kind, data::kTasks);
+    size_t used = 0;
     try {
-      s.weight = std::stod(weight);
+      s.weight = std::stod(weight, &used);
     } catch (const std::exception&) {
-      throw ConfigError("data.source '" + line + "': weight '" + weight + "' is not a number");
     }
+    // Weights are relative (0 turns a source off); one of inf or 1e308 would starve every other source.
+    if (used != weight.size() || !(s.weight >= 0 && s.weight <= 1e6))
+      throw ConfigError("data.source '" + line + "': weight '" + weight + "' must be a number in [0, 1e6]");
     std::getline(in >> std::ws, s.prompt);
     out.push_back(s);
   }
@@ -53,7 +56,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.max_steps = c.integer("train.max_steps");
   s.micro_batches = c.integer("train.micro_batches");
   s.warmup_steps = c.integer("train.warmup_steps");
-  s.log_every = std::max<int64_t>(1, c.integer("train.log_every"));
+  s.log_every = c.integer("train.log_every");
   s.ckpt_every = c.integer("ckpt.every_steps");
   s.ckpt_every_minutes = c.real("ckpt.every_minutes");
   s.peak_tflops = c.real("run.peak_tflops");
@@ -79,10 +82,6 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.loader.spec_augment = data::SpecAugmentConfig{
       static_cast<int>(c.integer("features.freq_masks")), static_cast<int>(c.integer("features.freq_width")),
       static_cast<int>(c.integer("features.time_masks")), c.real("features.time_width")};
-  if (s.loader.spec_augment.freq_masks < 0 || s.loader.spec_augment.time_masks < 0 ||
-      s.loader.spec_augment.freq_width < 0 || s.loader.spec_augment.time_width < 0 ||
-      s.loader.spec_augment.time_width > 1)
-    throw ConfigError("features.freq_masks/time_masks/freq_width must be ≥ 0 and features.time_width in [0, 1]");
   s.loader.workers = static_cast<int>(c.integer("data.workers"));
   s.loader.queue_depth = 2 * std::max(1, s.loader.workers);
   s.loader.seed = static_cast<uint64_t>(s.seed);

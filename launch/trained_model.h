@@ -15,7 +15,15 @@ namespace vtb {
 // A checkpoint folder as given, or a run folder's latest.
 std::string resolve_checkpoint(const std::string& path);
 
+// The config stored in `folder`'s checkpoint with `overrides` applied; ConfigError when an override
+// changes a model-defining key (check_against_checkpoint).
 Config checkpoint_config(const std::string& folder, const std::vector<std::string>& overrides);
+
+// Refuses `current` for the checkpoint in `folder` (trained with `stored`) when a model-defining key
+// differs (model_defining in config.h): ConfigError listing "key: old → new" for each. The llm.* keys are
+// not compared when both name a pretrained LLM (model.llm): its shape is its config.json's, and the
+// checkpoint's frozen-LLM hash is checked on load. Changed run-defining keys are logged once, on rank 0.
+void check_against_checkpoint(const std::string& folder, const Config& stored, const Config& current);
 
 struct TrainedModel {
   train::TrainSettings settings;
