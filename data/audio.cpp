@@ -17,8 +17,9 @@ using SndfilePtr = std::unique_ptr<SNDFILE, SndfileCloser>;
 SndfilePtr open_for_reading(const std::string& path, SF_INFO& info) {
   info = SF_INFO{};
   SndfilePtr f(sf_open(path.c_str(), SFM_READ, &info));
-  if (!f) throw AudioError(path + ": cannot read audio: " + sf_strerror(nullptr));
-  if (info.channels <= 0 || info.samplerate <= 0) throw AudioError(path + ": invalid header (no channels or rate)");
+  if (!f) throw AudioError("unreadable", path + ": cannot read audio: " + sf_strerror(nullptr));
+  if (info.channels <= 0 || info.samplerate <= 0)
+    throw AudioError("unreadable", path + ": invalid header (no channels or rate)");
   return f;
 }
 
@@ -35,26 +36,29 @@ std::vector<float> load_audio(const std::string& path, double offset_s, double d
   SndfilePtr f = open_for_reading(path, info);
   const sf_count_t first = static_cast<sf_count_t>(std::llround(offset_s * info.samplerate));
   if (offset_s < 0 || first > info.frames)
-    throw AudioError(path + ": offset " + std::to_string(offset_s) + " s is outside the file (" +
-                     std::to_string(static_cast<double>(info.frames) / info.samplerate) + " s)");
+    throw AudioError("slice outside the file",
+                     path + ": offset " + std::to_string(offset_s) + " s is outside the file (" +
+                         std::to_string(static_cast<double>(info.frames) / info.samplerate) + " s)");
   sf_count_t count = info.frames - first;
   if (duration_s > 0) {
     const sf_count_t wanted = static_cast<sf_count_t>(std::llround(duration_s * info.samplerate));
     // A manifest duration may overshoot the file by rounding; more than 0.1 s is a wrong manifest.
     if (wanted > count + info.samplerate / 10)
-      throw AudioError(path + ": manifest asks for " + std::to_string(duration_s) + " s from " +
-                       std::to_string(offset_s) + " s, but the file has only " +
-                       std::to_string(static_cast<double>(count) / info.samplerate) + " s there");
+      throw AudioError("shorter than its manifest says",
+                       path + ": manifest asks for " + std::to_string(duration_s) + " s from " +
+                           std::to_string(offset_s) + " s, but the file has only " +
+                           std::to_string(static_cast<double>(count) / info.samplerate) + " s there");
     count = std::min(count, wanted);
   }
-  if (count <= 0) throw AudioError(path + ": no audio samples in the requested slice");
+  if (count <= 0) throw AudioError("empty", path + ": no audio samples in the requested slice");
   if (first > 0 && sf_seek(f.get(), first, SEEK_SET) < 0)
-    throw AudioError(path + ": cannot seek: " + sf_strerror(f.get()));
+    throw AudioError("unreadable", path + ": cannot seek: " + sf_strerror(f.get()));
 
   std::vector<float> interleaved(static_cast<size_t>(count) * info.channels);
   const sf_count_t got = sf_readf_float(f.get(), interleaved.data(), count);
   if (got < count)
-    throw AudioError(path + ": truncated: read " + std::to_string(got) + " of " + std::to_string(count) + " frames");
+    throw AudioError("truncated",
+                     path + ": truncated: read " + std::to_string(got) + " of " + std::to_string(count) + " frames");
   std::vector<float> mono(static_cast<size_t>(count));
   for (sf_count_t i = 0; i < count; ++i) {
     float sum = 0;
@@ -73,7 +77,7 @@ std::vector<float> resample(const std::vector<float>& samples, int from_rate, in
   const soxr_quality_spec_t quality = soxr_quality_spec(SOXR_HQ, 0);  // a null spec would mean LQ in oneshot
   soxr_error_t err = soxr_oneshot(from_rate, to_rate, 1, samples.data(), samples.size(), nullptr, out.data(), out_len,
                                   &done, &io, &quality, nullptr);
-  if (err != nullptr) throw AudioError(std::string("resampling failed: ") + soxr_strerror(err));
+  if (err != nullptr) throw AudioError("resampling failed", std::string("resampling failed: ") + soxr_strerror(err));
   out.resize(done);
   return out;
 }
@@ -84,11 +88,11 @@ void write_wav(const std::string& path, const std::vector<float>& samples, int r
   info.channels = 1;
   info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
   SndfilePtr f(sf_open(path.c_str(), SFM_WRITE, &info));
-  if (!f) throw AudioError(path + ": cannot write: " + sf_strerror(nullptr));
+  if (!f) throw AudioError("unwritable", path + ": cannot write: " + sf_strerror(nullptr));
   sf_command(f.get(), SFC_SET_CLIPPING, nullptr, SF_TRUE);
   if (sf_writef_float(f.get(), samples.data(), static_cast<sf_count_t>(samples.size())) !=
       static_cast<sf_count_t>(samples.size()))
-    throw AudioError(path + ": write failed: " + sf_strerror(f.get()));
+    throw AudioError("unwritable", path + ": write failed: " + sf_strerror(f.get()));
 }
 
 }  // namespace vtb::data

@@ -4,12 +4,16 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vtb::data {
 
+// `reason` is a short name of what is wrong ("unreadable", "truncated", ...): how data.on_error = skip
+// counts bad examples.
 struct AudioError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  AudioError(std::string reason, const std::string& message) : std::runtime_error(message), reason(std::move(reason)) {}
+  std::string reason;
 };
 
 constexpr int kSampleRate = 16000;

@@ -108,6 +108,11 @@ Batch BatchLoader::next() {
   return b;
 }
 
+std::map<std::string, int64_t> BatchLoader::bad_examples() const {
+  std::lock_guard<std::mutex> lock(bad_mu_);
+  return bad_by_reason_;
+}
+
 Batch BatchLoader::build(const SampledBatch& sampled) const {
   Batch b;
   b.step = sampled.step;
@@ -115,6 +120,13 @@ Batch BatchLoader::build(const SampledBatch& sampled) const {
   std::vector<at::Tensor> feats;
   for (const auto& [source, index] : sampled.items) {
     const Conversation& c = sources_[source].examples[index];
+    if (options_.skip_bad_audio) {
+      std::lock_guard<std::mutex> lock(bad_mu_);
+      if (bad_.count({source, index})) {
+        ++b.skipped;
+        continue;
+      }
+    }
     FormattedExample f = format_conversation(c, tokenizer_);
     std::vector<at::Tensor> example_feats;
     try {
@@ -129,7 +141,16 @@ Batch BatchLoader::build(const SampledBatch& sampled) const {
       }
     } catch (const std::exception& e) {
       if (!options_.skip_bad_audio) throw std::runtime_error(c.origin + ": " + e.what());
-      spdlog::warn("{}: skipped: {}", c.origin, e.what());
+      const auto* audio = dynamic_cast<const AudioError*>(&e);
+      const std::string reason = audio ? audio->reason : "other";
+      int64_t count = 0;
+      {
+        std::lock_guard<std::mutex> lock(bad_mu_);
+        if (bad_.insert({source, index}).second) count = ++bad_by_reason_[reason];
+      }
+      if (count > 0)
+        spdlog::warn("{}: skipped ({}, bad example #{} of that kind on this rank; dropped whenever drawn again): {}",
+                     c.origin, reason, count, e.what());
       ++b.skipped;
       continue;
     }

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,6 +82,10 @@ class BatchLoader {
   // Sequence cost the sampler uses: text tokens + the audio frames the encoder makes of the example's audio.
   ExampleCost cost(const Conversation& c, size_t text_tokens) const;
 
+  // data.on_error = skip: the examples of this rank whose audio could not be used, by reason (AudioError),
+  // each counted once. A bad example is loaded and logged once, then dropped whenever it is drawn again.
+  std::map<std::string, int64_t> bad_examples() const;
+
  private:
   void start();
   void produce();
@@ -104,6 +109,10 @@ class BatchLoader {
   std::thread producer_;
   std::vector<std::thread> workers_;
   std::vector<std::pair<SampledBatch, SamplerState>> work_;  // drawn, not yet built
+
+  mutable std::mutex bad_mu_;                        // guards the two below (workers build concurrently)
+  mutable std::set<std::pair<size_t, size_t>> bad_;  // (source, index)
+  mutable std::map<std::string, int64_t> bad_by_reason_;
 };
 
 }  // namespace vtb::data

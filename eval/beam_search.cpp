@@ -120,6 +120,7 @@ std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::
   if (o.beams < 1) throw std::invalid_argument("beam search needs at least one beam");
   torch::NoGradGuard no_grad;
   const model::SplicedInput in = lm->splice(prompts);
+  check_prompt_lengths(in.lengths, o);
   const at::Tensor lengths = in.lengths.to(torch::kCPU);
   std::vector<std::vector<int64_t>> out;
   for (int64_t b = 0; b < in.embeds.size(0); ++b)
@@ -129,6 +130,7 @@ std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::
 
 std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
                                          const DecodeOptions& o) {
+  check_prompt_lengths(prompts.lengths, o);  // text tokens alone, before the speech encoder runs
   return o.beams > 1 ? beam_search(lm, prompts, o) : sample_or_greedy_decode(lm, prompts, o);
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include "model/speech_lm.h"
@@ -21,7 +23,19 @@ struct DecodeOptions {
   int64_t vocab_limit = 0;        // > 0: never emit ids ≥ this (an LLM vocabulary larger than the tokenizer's)
   int64_t beams = 1;              // > 1: beam search (temperature and top_p are then ignored)
   double length_penalty = 1;      // beam search ranks hypotheses by log p / tokens^length_penalty (Hugging Face's)
+  int64_t max_length = 0;         // > 0: a prompt (audio frames counted) + max_new_tokens longer than this is refused
 };
+
+// A prompt that, with the tokens it may generate, is longer than DecodeOptions::max_length: thrown before
+// the LLM runs (attention over a long prompt is the largest allocation decoding makes).
+struct PromptTooLong : std::runtime_error {
+  PromptTooLong(int64_t example, const std::string& message) : std::runtime_error(message), example(example) {}
+  int64_t example;  // its index in the batch
+};
+
+// Throws PromptTooLong for the first example whose `lengths` [B] (text tokens, or spliced positions) +
+// max_new_tokens exceed options.max_length (when set). `already` positions are held before each prompt.
+void check_prompt_lengths(const at::Tensor& lengths, const DecodeOptions& options, int64_t already = 0);
 
 // `prompts`: ids ending with the generation prompt ("<start_of_turn>model\n"), lengths, audio features.
 // Greedy at temperature 0, else sampled (temperature, top-p, seed). Returns the generated ids of each example.
@@ -38,5 +52,31 @@ std::vector<std::vector<int64_t>> beam_search(model::SpeechLM& lm, const model::
 // beam_search when options.beams > 1, else sample_or_greedy_decode.
 std::vector<std::vector<int64_t>> decode(model::SpeechLM& lm, const model::SpeechBatch& prompts,
                                          const DecodeOptions& options);
+
+// One conversation decoded turn after turn with one KV cache (vtb chat): each turn prefills only its own
+// tokens, so the k-th turn costs its tokens and not the whole conversation's. Greedy or sampled (one
+// generator for the whole conversation); the same replies as decoding the concatenated ids from scratch.
+class ConversationDecoder {
+ public:
+  ConversationDecoder(model::SpeechLM& lm, const DecodeOptions& options);
+
+  // `turn`: one example (B = 1), the ids that follow everything fed so far (the first turn starts with
+  // <bos>; a later one with <end_of_turn>, the template's newline and the next user turn, ending with the
+  // generation prompt). Returns the reply's ids. PromptTooLong when the conversation would outgrow
+  // max_length; the conversation is then left as it was.
+  std::vector<int64_t> reply(const model::SpeechBatch& turn);
+
+  // Sequence positions held: text tokens and audio frames of every turn, and the replies.
+  int64_t length() const { return length_; }
+  void reset();
+
+ private:
+  model::SpeechLM lm_;
+  DecodeOptions options_;
+  at::Generator gen_;
+  model::KVCache cache_;
+  int64_t length_ = 0;
+  std::optional<int64_t> unfed_;  // the reply's last token when it ran to max_new_tokens: fed with the next turn
+};
 
 }  // namespace vtb::eval

@@ -4,8 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <tuple>
@@ -37,6 +39,12 @@ model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, 
   std::vector<at::Tensor> feats;
   for (const auto& p : prompts) {
     formatted.push_back(data::format_conversation(p, tok, /*generation_prompt=*/true));
+    const auto placeholders = std::count(formatted.back().ids.begin(), formatted.back().ids.end(), tok.special().audio);
+    if (static_cast<size_t>(placeholders) != formatted.back().audio.size())
+      throw std::invalid_argument((p.origin.empty() ? std::string() : p.origin + ": ") +
+                                  "the text holds the audio placeholder token itself (" + std::to_string(placeholders) +
+                                  " placeholders, " + std::to_string(formatted.back().audio.size()) +
+                                  " recordings); a recording is written <audio:PATH>");
     for (const auto& a : formatted.back().audio)
       feats.push_back(extractor.compute(data::load_audio(a.path, a.offset, a.duration)));
   }
@@ -48,6 +56,52 @@ model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, 
   std::tie(b.features, b.feature_lengths) = data::pad_features(feats);
   return b;
 }
+
+namespace {
+
+// Why one of the example's recordings cannot be read, or "" when all can.
+std::string audio_problem(const data::Conversation& c) {
+  try {
+    for (const auto& t : c.turns)
+      for (const auto& seg : t.segments)
+        if (seg.is_audio) data::load_audio(seg.audio.path, seg.audio.offset, seg.audio.duration);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// r.metric, r.value (and r.detail, r.also) from r.predictions, as `task` is scored.
+void score(data::Task task, EvalResult& r) {
+  std::vector<std::string> refs, hyps;
+  for (const auto& p : r.predictions) {
+    refs.push_back(p.reference);
+    hyps.push_back(p.hypothesis);
+  }
+  if (task == data::Task::Asr) {
+    r.metric = "wer";
+    r.value = corpus_wer(refs, hyps, /*normalize=*/true);
+  } else if (task == data::Task::Ast) {
+    const BleuScore b = corpus_bleu(hyps, {refs});
+    r.metric = "bleu";
+    r.value = b.score;
+    r.detail = b.signature;
+  } else {
+    size_t hits = 0;
+    for (size_t k = 0; k < refs.size(); ++k) hits += english_normalize(refs[k]) == english_normalize(hyps[k]);
+    const double exact = refs.empty() ? 0.0 : static_cast<double>(hits) / static_cast<double>(refs.size());
+    if (task == data::Task::Sqa) {  // scored as the paper's SQA evaluation scores it, exact match beside it
+      r.metric = "rouge_l";
+      r.value = mean_rouge_l(refs, hyps);
+      r.also["exact_match"] = exact;
+    } else {
+      r.metric = "exact_match";
+      r.value = exact;
+    }
+  }
+}
+
+}  // namespace
 
 EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::Tokenizer& tok,
                     const std::vector<data::Conversation>& examples, const EvalOptions& o) {
@@ -62,7 +116,12 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
     model::SpeechBatch b = prompt_batch(pending, tok, extractor);
     auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
     b = model::SpeechBatch{to(b.ids), to(b.lengths), to(b.loss_mask), to(b.features), to(b.feature_lengths)};
-    const auto generated = decode(lm, b, o.decode);
+    std::vector<std::vector<int64_t>> generated;
+    try {
+      generated = decode(lm, b, o.decode);
+    } catch (const PromptTooLong& e) {
+      throw PromptTooLong(e.example, pending[static_cast<size_t>(e.example)].origin + ": " + e.what());
+    }
     for (size_t k = 0; k < pending.size(); ++k) {
       std::vector<int> ids(generated[k].begin(), generated[k].end());
       mine.push_back({pending[k].origin, pending_refs[k], tok.decode(ids)});
@@ -70,7 +129,15 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
     pending.clear();
     pending_refs.clear();
   };
+  nlohmann::json local = nlohmann::json::array();
   for (size_t i = static_cast<size_t>(comm.rank()); i < examples.size(); i += static_cast<size_t>(comm.size())) {
+    if (o.skip_bad_audio) {  // read once here to find out; a batch is not built around a bad file
+      if (const std::string why = audio_problem(examples[i]); !why.empty()) {
+        spdlog::warn("{}: left out of the score: {}", examples[i].origin, why);
+        local.push_back({{"i", i}, {"skipped", examples[i].origin + ": " + why}});
+        continue;
+      }
+    }
     auto [prompt, reference] = split_reference(examples[i]);
     prompt.origin = examples[i].origin;
     pending.push_back(prompt);
@@ -80,43 +147,23 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
   }
   flush();
 
-  // Gather every rank's predictions, then put them back in manifest order.
-  nlohmann::json local = nlohmann::json::array();
+  // Gather every rank's predictions (and skipped examples), then put them back in manifest order.
   for (size_t k = 0; k < mine.size(); ++k)
     local.push_back(
         {{"i", mine_index[k]}, {"origin", mine[k].origin}, {"ref", mine[k].reference}, {"hyp", mine[k].hypothesis}});
-  EvalResult r;
-  r.predictions.resize(examples.size());
+  std::map<size_t, nlohmann::json> ordered;
   for (const auto& text : dist::allgather_strings(comm, local.dump()))
-    for (const auto& p : nlohmann::json::parse(text))
-      r.predictions[p["i"].get<size_t>()] = {p["origin"], p["ref"], p["hyp"]};
-
-  std::vector<std::string> refs, hyps;
-  for (const auto& p : r.predictions) {
-    refs.push_back(p.reference);
-    hyps.push_back(p.hypothesis);
-  }
-  if (o.task == data::Task::Asr) {
-    r.metric = "wer";
-    r.value = corpus_wer(refs, hyps, /*normalize=*/true);
-  } else if (o.task == data::Task::Ast) {
-    const BleuScore b = corpus_bleu(hyps, {refs});
-    r.metric = "bleu";
-    r.value = b.score;
-    r.detail = b.signature;
-  } else {
-    size_t hits = 0;
-    for (size_t k = 0; k < refs.size(); ++k) hits += english_normalize(refs[k]) == english_normalize(hyps[k]);
-    const double exact = refs.empty() ? 0.0 : static_cast<double>(hits) / static_cast<double>(refs.size());
-    if (o.task == data::Task::Sqa) {  // scored as the paper's SQA evaluation scores it, exact match beside it
-      r.metric = "rouge_l";
-      r.value = mean_rouge_l(refs, hyps);
-      r.also["exact_match"] = exact;
+    for (const auto& p : nlohmann::json::parse(text)) ordered[p["i"].get<size_t>()] = p;
+  EvalResult r;
+  for (const auto& [i, p] : ordered) {
+    if (p.contains("skipped")) {
+      r.skipped.push_back(p["skipped"]);
     } else {
-      r.metric = "exact_match";
-      r.value = exact;
+      r.predictions.push_back({p["origin"], p["ref"], p["hyp"]});
     }
   }
+
+  score(o.task, r);
   return r;
 }
 
@@ -129,6 +176,7 @@ void write_results(const std::string& out_dir, const EvalResult& r, const nlohma
                 << "\n";
   nlohmann::json metrics = about;
   metrics["examples"] = r.predictions.size();
+  if (!r.skipped.empty()) metrics["skipped"] = r.skipped;
   metrics[r.metric] = r.value;
   for (const auto& [name, value] : r.also) metrics[name] = value;
   if (!r.detail.empty()) metrics["signature"] = r.detail;

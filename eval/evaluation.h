@@ -24,6 +24,9 @@ struct EvalOptions {
   int64_t batch_size = 8;
   DecodeOptions decode;
   data::FeatureConfig features;
+  // data.on_error = skip: an example whose audio cannot be read is left out of the score and listed in
+  // EvalResult::skipped; otherwise it ends the evaluation with an error naming it.
+  bool skip_bad_audio = false;
 };
 
 struct Prediction {
@@ -36,6 +39,7 @@ struct EvalResult {
   double value = 0;
   std::map<std::string, double> also;  // secondary metrics (sqa: exact_match)
   std::string detail;                  // e.g. the BLEU signature
+  std::vector<std::string> skipped;    // "origin: why" of examples left out (skip_bad_audio), manifest order
 };
 
 // Prompts (conversations ending with a user turn) as one padded batch ready for sample_or_greedy_decode: the

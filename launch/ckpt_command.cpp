@@ -1,6 +1,7 @@
 // vtb ckpt inspect|verify|diff: read, checksum and compare checkpoints.
 #include <spdlog/fmt/fmt.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "ckpt/checkpoint_tools.h"
@@ -85,10 +86,11 @@ int ckpt_diff_command(int argc, char** argv) {
 int ckpt_export_command(int argc, char** argv) {
   po::options_description options("Options");
   options.add_options()("out", po::value<std::string>(), "output folder")(
-      "merged", "also write the LLM with LoRA merged, in Hugging Face layout");
+      "merged", "also write the LLM with LoRA merged, in Hugging Face layout")(
+      "force", "export into a folder that is not empty, first removing what an export writes there");
   ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
-    std::cout << command_help("vtb ckpt export CHECKPOINT --out DIR [--merged] [--section.key=value ...]",
+    std::cout << command_help("vtb ckpt export CHECKPOINT --out DIR [--merged] [--force] [--section.key=value ...]",
                               "Writes the LoRA as a Hugging Face PEFT adapter (adapter/), the speech modules as "
                               "speech.safetensors, and with --merged the LoRA-merged LLM (merged/). The model is "
                               "rebuilt from the config stored in the checkpoint; keys given here override it (e.g. "
@@ -101,9 +103,17 @@ int ckpt_export_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (argv[i][0] != '-' && (i == 1 || std::string(argv[i - 1]) != "--out")) folder = argv[i];
   if (folder.empty() || !cmd.options.count("out")) throw ConfigError("usage: vtb ckpt export CHECKPOINT --out DIR");
+  const std::string out = cmd.options["out"].as<std::string>();
+  // Into a used folder an export would mix with what is there (a stale merged/ beside a new adapter/).
+  namespace fs = std::filesystem;
+  if (fs::exists(out) && !fs::is_empty(out)) {
+    if (!cmd.options.count("force"))
+      throw ConfigError("--out " + out + " is not empty: choose a new folder, or add --force to replace " +
+                        "what an export writes there (adapter/, speech.safetensors, merged/)");
+    for (const char* part : {"adapter", "speech.safetensors", "merged"}) fs::remove_all(fs::path(out) / part);
+  }
   folder = resolve_checkpoint(folder);
   TrainedModel t = load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
-  const std::string out = cmd.options["out"].as<std::string>();
   train::export_checkpoint(t.lm, out, t.settings.llm_dir, cmd.options.count("merged") > 0);
   std::cout << "exported " << folder << " to " << out << "\n";
   return kExitOk;

@@ -9,10 +9,11 @@
 
 namespace vtb {
 
-// --max-new-tokens, --beams, --length-penalty, and with `sampling` --temperature, --top-p, --seed.
+// --max-new-tokens, --beams, --length-penalty, --max-length, and with `sampling` --temperature, --top-p, --seed.
 void add_decode_options(boost::program_options::options_description& options, int64_t max_new_tokens, bool sampling);
 
-// The options add_decode_options declared, checked, with the tokenizer's stop pieces and vocabulary.
-eval::DecodeOptions read_decode_options(const ParsedCommand& cmd, const data::Tokenizer& tok);
+// The options add_decode_options declared, checked, with the tokenizer's stop pieces and vocabulary;
+// --max-length 0 becomes `model_positions` (the LLM's max_position_embeddings).
+eval::DecodeOptions read_decode_options(const ParsedCommand& cmd, const data::Tokenizer& tok, int64_t model_positions);
 
 }  // namespace vtb

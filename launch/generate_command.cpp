@@ -48,6 +48,21 @@ std::string answer(TrainedModel& t, const data::Conversation& c, const eval::Dec
   return t.tokenizer.decode(std::vector<int>(out[0].begin(), out[0].end()));
 }
 
+// The ids a chat turn adds to the conversation so far: the template's "<end_of_turn>\n" closing the last
+// reply (the first turn: <bos>), the user turn, the generation prompt; with its recordings' features.
+model::SpeechBatch chat_turn(TrainedModel& t, const data::Turn& turn, bool first) {
+  data::Conversation one;
+  one.turns.push_back(turn);
+  model::SpeechBatch b = eval::prompt_batch({one}, t.tokenizer, data::LogMelExtractor(t.settings.loader.features));
+  if (first) return b;
+  std::vector<int64_t> head = {t.tokenizer.special().end_of_turn};
+  for (int id : t.tokenizer.encode("\n")) head.push_back(id);
+  b.ids = torch::cat({torch::tensor(head, torch::kLong).unsqueeze(0), b.ids.narrow(1, 1, b.ids.size(1) - 1)}, 1);
+  b.lengths = b.lengths + static_cast<int64_t>(head.size()) - 1;
+  b.loss_mask = torch::zeros_like(b.ids, torch::kBool);
+  return b;
+}
+
 }  // namespace
 
 int generate_command(int argc, char** argv) {
@@ -68,7 +83,7 @@ int generate_command(int argc, char** argv) {
   TrainedModel t = load_for_generation(cmd);
   data::Conversation c;
   c.turns.push_back(parse_prompt(cmd.options["prompt"].as<std::string>()));
-  std::cout << answer(t, c, read_decode_options(cmd, t.tokenizer)) << "\n";
+  std::cout << answer(t, c, read_decode_options(cmd, t.tokenizer, t.lm->llm->config().max_positions)) << "\n";
   return kExitOk;
 }
 
@@ -79,36 +94,57 @@ int chat_command(int argc, char** argv) {
   add_decode_options(options, 128, /*sampling=*/true);
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
-    std::cout << command_help("vtb chat --ckpt D",
-                              "A conversation with a trained checkpoint: each line you type is a user turn (text and "
-                              "<audio:PATH> segments); the model answers with the whole conversation as context. "
-                              "/reset starts over, /quit (or end of input) leaves.",
-                              options);
+    std::cout << command_help(
+        "vtb chat --ckpt D",
+        "A conversation with a trained checkpoint: each line you type is a user turn (text and "
+        "<audio:PATH> segments); the model answers with the whole conversation as context, kept in a KV "
+        "cache so each turn costs only its own tokens (beam search re-reads it). "
+        "/reset starts over, /quit (or end of input) leaves.",
+        options);
     return kExitOk;
   }
   TrainedModel t = load_for_generation(cmd);
-  const eval::DecodeOptions o = read_decode_options(cmd, t.tokenizer);
+  const eval::DecodeOptions o = read_decode_options(cmd, t.tokenizer, t.lm->llm->config().max_positions);
   const bool terminal = isatty(STDIN_FILENO) != 0;
   if (terminal) std::cerr << "vtb chat: type a message (<audio:PATH> inserts a recording), /reset, /quit\n";
+  // Greedy and sampled replies keep one KV cache across turns; beam search re-reads the conversation.
+  eval::ConversationDecoder cached(t.lm, o);
   data::Conversation c;
   std::string line;
   while ((terminal && std::cerr << "you> " << std::flush), std::getline(std::cin, line)) {
     if (line == "/quit") break;
     if (line == "/reset") {
       c.turns.clear();
+      cached.reset();
       std::cerr << "(conversation cleared)\n";
       continue;
     }
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    // A message that cannot be used (an unreadable recording, a stray placeholder, a conversation grown
+    // past --max-length) is said and left out; the conversation goes on.
     try {
-      c.turns.push_back(parse_prompt(line));
-    } catch (const std::exception& e) {  // e.g. an audio file that cannot be read: say so, keep the conversation
+      const data::Turn turn = parse_prompt(line);
+      std::string reply;
+      if (o.beams > 1) {
+        c.turns.push_back(turn);
+        try {
+          reply = answer(t, c, o);
+        } catch (...) {
+          c.turns.pop_back();
+          throw;
+        }
+      } else {
+        const std::vector<int64_t> ids = cached.reply(chat_turn(t, turn, c.turns.empty()));
+        c.turns.push_back(turn);
+        reply = t.tokenizer.decode(std::vector<int>(ids.begin(), ids.end()));
+      }
+      c.turns.push_back({data::Role::Assistant, {{false, reply, {}}}});
+      std::cout << "model> " << reply << std::endl;  // the prefix marks where each answer starts
+    } catch (const eval::PromptTooLong& e) {
+      std::cerr << "vtb chat: " << e.what() << "; /reset starts a new conversation\n";
+    } catch (const std::exception& e) {
       std::cerr << "vtb chat: " << e.what() << "\n";
-      continue;
     }
-    const std::string reply = answer(t, c, o);
-    c.turns.push_back({data::Role::Assistant, {{false, reply, {}}}});
-    std::cout << "model> " << reply << std::endl;  // the prefix marks where each answer starts
   }
   return kExitOk;
 }

@@ -1,8 +1,11 @@
 #include "model/decoder_config.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 namespace vtb::model {
 
@@ -25,6 +28,32 @@ int64_t DecoderConfig::parameter_count() const {
   return vocab * hidden * (tie_embeddings ? 1 : 2) + layers * layer + hidden;
 }
 
+namespace {
+
+// config.json's `key` as a T; `fallback` when the key is absent or null (none: the key is required). A
+// value of another type is an error naming the file, the key and what it holds.
+template <class T>
+T field(const nlohmann::json& j, const std::string& path, const char* key, std::optional<T> fallback = std::nullopt) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (fallback) return *fallback;
+    throw std::runtime_error(path + ": missing \"" + std::string(key) + "\"");
+  }
+  const nlohmann::json& v = j[key];
+  const bool fits = std::is_same_v<T, std::string> ? v.is_string()
+                    : std::is_same_v<T, bool>      ? v.is_boolean()
+                    : std::is_integral_v<T>        ? v.is_number_integer()
+                                                   : v.is_number();
+  if (!fits)
+    throw std::runtime_error(path + ": \"" + std::string(key) + "\" is " + v.dump() + ", expected " +
+                             (std::is_same_v<T, std::string> ? "a string"
+                              : std::is_same_v<T, bool>      ? "true or false"
+                              : std::is_integral_v<T>        ? "an integer"
+                                                             : "a number"));
+  return v.get<T>();
+}
+
+}  // namespace
+
 DecoderConfig read_hf_decoder_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");
@@ -34,32 +63,34 @@ DecoderConfig read_hf_decoder_config(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": not valid JSON: " + e.what());
   }
-  auto get = [&](const char* key) -> const nlohmann::json& {
-    if (!j.contains(key) || j[key].is_null()) throw std::runtime_error(path + ": missing \"" + std::string(key) + "\"");
-    return j[key];
-  };
+  if (!j.is_object()) throw std::runtime_error(path + ": not a JSON object");
   DecoderConfig c;
-  c.family = get("model_type").get<std::string>();
+  c.family = field<std::string>(j, path, "model_type");
   if (c.family != "gemma" && c.family != "llama")
     throw std::runtime_error(path + ": model_type '" + c.family + "' is not supported (gemma, llama)");
-  c.vocab = get("vocab_size").get<int64_t>();
-  c.hidden = get("hidden_size").get<int64_t>();
-  c.intermediate = get("intermediate_size").get<int64_t>();
-  c.layers = get("num_hidden_layers").get<int64_t>();
-  c.heads = get("num_attention_heads").get<int64_t>();
-  c.kv_heads =
-      j.value("num_key_value_heads", nlohmann::json()).is_null() ? c.heads : j["num_key_value_heads"].get<int64_t>();
-  c.head_dim = j.value("head_dim", nlohmann::json()).is_null() ? c.hidden / c.heads : j["head_dim"].get<int64_t>();
-  c.rms_eps = j.value("rms_norm_eps", 1e-6);
-  c.rope_theta = j.value("rope_theta", 10000.0);
+  c.vocab = field<int64_t>(j, path, "vocab_size");
+  c.hidden = field<int64_t>(j, path, "hidden_size");
+  c.intermediate = field<int64_t>(j, path, "intermediate_size");
+  c.layers = field<int64_t>(j, path, "num_hidden_layers");
+  c.heads = field<int64_t>(j, path, "num_attention_heads");
+  c.kv_heads = field<int64_t>(j, path, "num_key_value_heads", c.heads);
+  if (c.heads <= 0) throw std::runtime_error(path + ": num_attention_heads must be positive");
+  c.head_dim = field<int64_t>(j, path, "head_dim", c.hidden / c.heads);
+  c.rms_eps = field<double>(j, path, "rms_norm_eps", 1e-6);
+  c.rope_theta = field<double>(j, path, "rope_theta", 10000.0);
+  c.max_positions = field<int64_t>(j, path, "max_position_embeddings", c.max_positions);
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
     throw std::runtime_error(path + ": rope_scaling is not supported yet");
-  c.tie_embeddings = j.value("tie_word_embeddings", c.family == "gemma");
+  c.tie_embeddings = field<bool>(j, path, "tie_word_embeddings", c.family == "gemma");
   if (c.family == "llama") {
-    const std::string act = j.value("hidden_act", std::string("silu"));
+    const std::string act = field<std::string>(j, path, "hidden_act", std::string("silu"));
     if (act != "silu") throw std::runtime_error(path + ": llama with hidden_act '" + act + "' is not supported (silu)");
   }
-  c.validate();
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
   return c;
 }
 

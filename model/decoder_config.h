@@ -19,6 +19,9 @@ struct DecoderConfig {
   double rms_eps = 1e-6;
   double rope_theta = 10000;
   bool tie_embeddings = true;
+  // The longest sequence the model was trained for (config.json's max_position_embeddings): decoding
+  // refuses a longer prompt + answer by default. Not a shape: RoPE itself has no limit.
+  int64_t max_positions = 8192;
 
   bool is_gemma() const { return family == "gemma"; }
   // Throws std::invalid_argument naming the field when the shape is impossible.

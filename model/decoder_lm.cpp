@@ -403,6 +403,7 @@ void save_hf_decoder(DecoderLM& model, const std::string& dir, bool merge_lora) 
   j["rms_norm_eps"] = c.rms_eps;
   j["rope_theta"] = c.rope_theta;
   j["tie_word_embeddings"] = c.tie_embeddings;
+  j["max_position_embeddings"] = c.max_positions;
   j[c.is_gemma() ? "hidden_activation" : "hidden_act"] = c.is_gemma() ? "gelu_pytorch_tanh" : "silu";
   j["torch_dtype"] = "float32";
   std::ofstream((fs::path(dir) / "config.json").string()) << j.dump(2) << "\n";

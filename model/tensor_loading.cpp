@@ -16,6 +16,14 @@ void TensorLoad::copy(const std::string& name, at::Tensor target, const at::Tens
     m << name << " (file " << source.sizes() << ", model " << target.sizes() << ")";
     return mismatched_.push_back(m.str());
   }
+  if (source.is_floating_point()) {  // a NaN weight would make every output NaN, silently
+    const int64_t bad = source.numel() - at::isfinite(source).sum().item<int64_t>();
+    if (bad > 0) {
+      std::ostringstream m;
+      m << name << " (" << bad << " of " << source.numel() << " values)";
+      return non_finite_.push_back(m.str());
+    }
+  }
   c10::AutoGradMode no_grad(false);
   target.copy_(source);
 }
@@ -27,7 +35,7 @@ void TensorLoad::check_unexpected(const std::vector<std::string>& source_names,
 }
 
 void TensorLoad::finish() const {
-  if (missing_.empty() && mismatched_.empty() && unexpected_.empty()) return;
+  if (missing_.empty() && mismatched_.empty() && unexpected_.empty() && non_finite_.empty()) return;
   std::ostringstream m;
   m << what_;
   auto list = [&m](const char* kind, const std::vector<std::string>& names) {
@@ -38,6 +46,7 @@ void TensorLoad::finish() const {
   list("missing", missing_);
   list("wrong shape", mismatched_);
   list("unexpected", unexpected_);
+  list("NaN or infinite values", non_finite_);
   throw std::runtime_error(m.str());
 }
 

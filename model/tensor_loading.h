@@ -1,5 +1,5 @@
 // Loading named tensors into a model so that a file which does not fit is described in one error: every
-// missing, mis-shaped and unexpected tensor listed, so the user fixes the file (or the config) in one go.
+// missing, mis-shaped, unexpected and non-finite tensor listed, so the user fixes the file (or the config) in one go.
 // Used for Hugging Face LLM folders, pretrained encoders and checkpoints.
 #pragma once
 
@@ -17,7 +17,8 @@ class TensorLoad {
   // `what` opens the error: which file, and what it was expected to fit.
   explicit TensorLoad(std::string what) : what_(std::move(what)) {}
 
-  // Copies `source` into `target` when it is defined (undefined: missing) and has `target`'s shape.
+  // Copies `source` into `target` when it is defined (undefined: missing), has `target`'s shape and only
+  // finite values.
   void copy(const std::string& name, at::Tensor target, const at::Tensor& source);
   // The source's names that no copy() asked for are unexpected, except those `ignore` accepts.
   void check_unexpected(const std::vector<std::string>& source_names,
@@ -28,7 +29,7 @@ class TensorLoad {
  private:
   std::string what_;
   std::set<std::string> asked_;
-  std::vector<std::string> missing_, mismatched_, unexpected_;
+  std::vector<std::string> missing_, mismatched_, unexpected_, non_finite_;
 };
 
 }  // namespace vtb::model

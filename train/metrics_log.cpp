@@ -103,6 +103,7 @@ void MetricsLog::record(const StepRecord& r, const StepStatistics& stats) {
                       {"grad_norm", r.update.grad_norm},
                       {"tokens", stats.tokens},
                       {"audio_s", stats.audio_seconds},
+                      {"skipped_examples", stats.skipped},
                       {"step_s", seconds},
                       {"tokens_per_s", stats.tokens / seconds},
                       {"audio_s_per_s", stats.audio_seconds / seconds},

@@ -18,17 +18,17 @@ model::SpeechBatch to_model_batch(const data::Batch& b, const c10::Device& devic
 }  // namespace
 
 void StepStatistics::allreduce(dist::Communicator& comm) {
-  std::vector<double> packed{loss_sum, tokens, audio_seconds, positions, frames};
+  std::vector<double> packed{loss_sum, tokens, audio_seconds, positions, frames, skipped};
   packed.insert(packed.end(), source_loss_sum.begin(), source_loss_sum.end());
   packed.insert(packed.end(), source_tokens.begin(), source_tokens.end());
   at::Tensor t = torch::tensor(packed, torch::kDouble).to(comm.device());
   comm.allreduce(t, dist::ReduceOp::Sum);
   t = t.cpu();
   const double* v = t.data_ptr<double>();
-  loss_sum = v[0], tokens = v[1], audio_seconds = v[2], positions = v[3], frames = v[4];
+  loss_sum = v[0], tokens = v[1], audio_seconds = v[2], positions = v[3], frames = v[4], skipped = v[5];
   const size_t k = source_loss_sum.size();
-  source_loss_sum.assign(v + 5, v + 5 + k);
-  source_tokens.assign(v + 5 + k, v + 5 + 2 * k);
+  source_loss_sum.assign(v + 6, v + 6 + k);
+  source_tokens.assign(v + 6 + k, v + 6 + 2 * k);
 }
 
 StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Batch>& micro_batches,
@@ -66,6 +66,7 @@ StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Bat
     stats.loss_sum += loss_sum.item<double>();
     stats.tokens += static_cast<double>(out.tokens);
     stats.audio_seconds += batch.audio_seconds;
+    stats.skipped += static_cast<double>(batch.skipped);
     stats.positions += static_cast<double>(out.positions);
     stats.frames += static_cast<double>(out.frames);
     const at::Tensor example_loss = out.example_loss_sum.cpu(), example_tokens = out.example_tokens.cpu();

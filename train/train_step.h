@@ -27,6 +27,7 @@ struct StepStatistics {
   double audio_seconds = 0;                            // audio in the batches
   double positions = 0;                                // LLM sequence positions (text tokens + audio frames)
   double frames = 0;                                   // speech-encoder output frames
+  double skipped = 0;                                  // examples dropped for unusable audio (data.on_error = skip)
   std::vector<double> source_loss_sum, source_tokens;  // per source, credited per example
 
   double loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }

@@ -177,5 +177,84 @@ TEST(BeamSearch, EnoughBeamsFindTheExhaustiveSearchsBest) {
   }
 }
 
+// A chat turn by turn on one KV cache gives the replies that decoding the whole conversation from scratch
+// (full recomputation, no cache) gives: three turns, audio in the second, replies that end at a stop id and
+// at max_new_tokens (whose last token is fed with the next turn).
+TEST(ConversationDecoder, EqualsRecomputingTheWholeConversation) {
+  model::SpeechLM lm = trained_looking_model();
+  torch::manual_seed(16);
+  auto batch = [](std::vector<int64_t> ids, int64_t audio) {
+    model::SpeechBatch b;
+    const auto n = static_cast<int64_t>(ids.size());
+    b.ids = torch::tensor(ids, torch::kLong).unsqueeze(0);
+    b.lengths = torch::tensor({n}, torch::kLong);
+    b.loss_mask = torch::zeros({1, n}, torch::kBool);
+    if (audio > 0) {
+      b.features = torch::randn({audio, 20, 30});
+      b.feature_lengths = torch::full({audio}, 30, torch::kLong);
+    }
+    return b;
+  };
+  const std::vector<model::SpeechBatch> turns = {batch({2, 10, 11, 12}, 0), batch({3, 20, 7, 21}, 1),
+                                                 batch({3, 30, 31, 32, 33}, 0)};
+  DecodeOptions o;
+  o.max_new_tokens = 6;
+  // The stop id: the third token of the first reply without stops, so that reply ends at a stop.
+  o.stop_ids = {ConversationDecoder(lm, o).reply(turns[0]).at(2)};
+
+  ConversationDecoder chat(lm, o);
+  std::vector<int64_t> so_far;
+  std::vector<at::Tensor> features;
+  int ended_by_stop = 0, ended_by_limit = 0;
+  for (const auto& turn : turns) {
+    const std::vector<int64_t> reply = chat.reply(turn);
+    for (int64_t i = 0; i < turn.lengths[0].item<int64_t>(); ++i) so_far.push_back(turn.ids[0][i].item<int64_t>());
+    if (turn.features.defined()) features.push_back(turn.features);
+    DecodeOptions recompute = o;
+    recompute.use_cache = false;
+    model::SpeechBatch whole = batch(so_far, 0);
+    if (!features.empty()) {
+      whole.features = torch::cat(features);
+      whole.feature_lengths = torch::full({whole.features.size(0)}, 30, torch::kLong);
+    }
+    EXPECT_EQ(reply, sample_or_greedy_decode(lm, whole, recompute)[0]) << "turn " << so_far.size();
+    // What the reference conversation continues with: the reply (its stop id stands for <end_of_turn>,
+    // which the next turn starts with in a real chat; here id 3).
+    so_far.insert(so_far.end(), reply.begin(), reply.end());
+    (static_cast<int64_t>(reply.size()) == o.max_new_tokens ? ended_by_limit : ended_by_stop) += 1;
+    // The cache holds the prompt's positions (an audio segment counts its frames) and every reply token
+    // but an unfed last one.
+    const int64_t positions = lm->splice(whole).lengths[0].item<int64_t>() + static_cast<int64_t>(reply.size());
+    EXPECT_EQ(chat.length(), static_cast<int64_t>(reply.size()) == o.max_new_tokens ? positions - 1 : positions);
+  }
+  EXPECT_GE(ended_by_stop, 1);
+  EXPECT_GE(ended_by_limit, 1);
+}
+
+TEST(ConversationDecoder, RefusesAConversationLongerThanMaxLengthAndKeepsIt) {
+  model::SpeechLM lm = trained_looking_model();
+  DecodeOptions o;
+  o.max_new_tokens = 4;
+  o.max_length = 16;
+  ConversationDecoder chat(lm, o);
+  model::SpeechBatch b;
+  b.ids = torch::tensor({{2, 10, 11, 12, 13, 14}}, torch::kLong);
+  b.lengths = torch::tensor({6}, torch::kLong);
+  b.loss_mask = torch::zeros({1, 6}, torch::kBool);
+  chat.reply(b);  // 6 + 4 ≤ 16
+  const int64_t held = chat.length();
+  try {
+    chat.reply(b);  // held + 6 + 4 > 16
+    FAIL() << "a conversation past max_length was decoded";
+  } catch (const PromptTooLong& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds the limit of 16"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(chat.length(), held);
+  chat.reset();
+  EXPECT_EQ(chat.length(), 0);
+  o.max_length = 9;  // one prompt alone: 6 + 4 > 9, refused before the LLM runs
+  EXPECT_THROW(decode(lm, b, o), PromptTooLong);
+}
+
 }  // namespace
 }  // namespace vtb::eval
