@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <filesystem>
 
 namespace vtb::ckpt {
 namespace {
@@ -12,6 +13,10 @@ namespace {
 // (Debian's is) keeps that setting per thread, so each thread that opens a file (the background
 // checkpoint writer too) turns it off for itself.
 void quiet() {
+  // Once, before HDF5 initialises: no clean-up at exit. HDF5's atexit handler closes every file still open,
+  // and crashes on one whose close failed (a full disk); vtb closes each file it opens itself.
+  static const bool no_atexit = [] { return H5dont_atexit() >= 0; }();
+  (void)no_atexit;
   thread_local bool done = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     return true;
@@ -125,11 +130,17 @@ Hdf5Writer::~Hdf5Writer() {
 
 void Hdf5Writer::close() {
   if (file_ < 0) return;
-  if (H5Fflush(file_, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(file_) < 0) {
-    file_ = -1;
-    fail(path_, "flush/close failed (disk full?)");
-  }
+  // Close even when the flush failed, so that no file stays open; then say why the bytes did not land.
+  const bool flushed = H5Fflush(file_, H5F_SCOPE_GLOBAL) >= 0;
+  const bool closed = H5Fclose(file_) >= 0;
   file_ = -1;
+  if (flushed && closed) return;
+  std::error_code ec;
+  const auto space = std::filesystem::space(std::filesystem::path(path_).parent_path(), ec);
+  if (!ec && space.available < (1u << 20))
+    fail(path_,
+         "cannot write the file: its file system is full (" + std::to_string(space.available / 1024) + " KiB left)");
+  fail(path_, "flush/close failed");
 }
 
 void Hdf5Writer::write(const std::string& name, const at::Tensor& tensor) {

@@ -365,6 +365,11 @@ DecoderLM load_hf_decoder(const std::string& dir, const LoraConfig& lora, at::Sc
   DecoderLM lm(config, lora);
   lm->to(dtype);
   TensorLoad load(dir + ": the weights do not fit a " + config.family + " model of this config.json.");
+  load.name_sizes({{"hidden_size", config.hidden},
+                   {"intermediate_size", config.intermediate},
+                   {"head_dim", config.head_dim},
+                   {"num_attention_heads × head_dim", config.heads * config.head_dim},
+                   {"num_key_value_heads × head_dim", config.kv_heads * config.head_dim}});
   for (auto& p : lm->named_parameters())
     if (!is_lora_parameter(p.key()))
       load.copy(p.key(), p.value(), ckpt.contains(p.key()) ? ckpt.tensor(p.key()) : at::Tensor());

@@ -140,9 +140,30 @@ LossOutput SpeechLMImpl::loss(const SpeechBatch& batch) {
   return out;
 }
 
+std::vector<std::pair<std::string, int64_t>> size_settings(const SpeechLMConfig& c) {
+  const auto& e = c.encoder.conformer;
+  const auto& a = c.adapter.conformer;
+  return {{"encoder.n_mels", c.encoder.n_mels},
+          {"encoder.subsampling_channels", c.encoder.subsampling_channels},
+          {"encoder.d_model", e.d_model},
+          {"encoder.ff_dim", e.ff_dim},
+          {"encoder.conv_kernel", e.conv_kernel},
+          {"adapter.d_model", a.d_model},
+          {"adapter.ff_dim", a.ff_dim},
+          {"adapter.conv_kernel", a.conv_kernel},
+          {"llm.hidden", c.llm.hidden},
+          {"llm.intermediate", c.llm.intermediate},
+          {"llm.vocab", c.llm.vocab},
+          {"lora.rank", c.lora.rank}};
+}
+
 void load_encoder_weights(SpeechLM& lm, const std::string& file) {
   const auto f = SafetensorsFile::open(file);
   TensorLoad load("model.encoder " + file + " does not fit this config's encoder (encoder.*):");
+  std::vector<std::pair<std::string, int64_t>> encoder_sizes;
+  for (const auto& kv : size_settings(lm->config()))
+    if (kv.first.rfind("encoder.", 0) == 0) encoder_sizes.push_back(kv);
+  load.name_sizes(encoder_sizes);
   auto copy = [&](const std::string& name, const at::Tensor& target) {
     const std::string key = "encoder." + name;
     load.copy(key, target, f->find(key) != nullptr ? f->tensor(key) : at::Tensor());

@@ -75,6 +75,10 @@ class SpeechLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SpeechLM);
 
+// The config keys behind the model's sizes with their values (encoder.*, adapter.*, llm.*, lora.rank), for
+// TensorLoad::name_sizes.
+std::vector<std::pair<std::string, int64_t>> size_settings(const SpeechLMConfig& c);
+
 // Loads `file`'s "encoder.*" tensors (safetensors, e.g. from vtb encoder pretrain) into `lm`'s encoder,
 // buffers included; every missing, unexpected or mis-shaped tensor is named in one error.
 void load_encoder_weights(SpeechLM& lm, const std::string& file);

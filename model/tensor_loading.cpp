@@ -14,6 +14,17 @@ void TensorLoad::copy(const std::string& name, at::Tensor target, const at::Tens
   if (source.sizes() != target.sizes()) {
     std::ostringstream m;
     m << name << " (file " << source.sizes() << ", model " << target.sizes() << ")";
+    if (source.dim() == target.dim()) {
+      std::string sep = ": ";
+      for (int64_t d = 0; d < target.dim(); ++d) {
+        if (source.size(d) == target.size(d)) continue;
+        for (const auto& [setting, value] : sizes_)
+          if (value == target.size(d)) {
+            m << sep << setting << " = " << value << " here, the file has " << source.size(d);
+            sep = "; ";
+          }
+      }
+    }
     return mismatched_.push_back(m.str());
   }
   if (source.is_floating_point()) {  // a NaN weight would make every output NaN, silently

@@ -8,6 +8,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vtb::model {
@@ -16,6 +17,10 @@ class TensorLoad {
  public:
   // `what` opens the error: which file, and what it was expected to fit.
   explicit TensorLoad(std::string what) : what_(std::move(what)) {}
+
+  // The settings behind the model's sizes, e.g. ("encoder.ff_dim", 128): a wrong shape then names each
+  // setting whose value is a size the file disagrees with ("encoder.ff_dim = 128 here, the file has 256").
+  void name_sizes(std::vector<std::pair<std::string, int64_t>> sizes) { sizes_ = std::move(sizes); }
 
   // Copies `source` into `target` when it is defined (undefined: missing), has `target`'s shape and only
   // finite values.
@@ -28,6 +33,7 @@ class TensorLoad {
 
  private:
   std::string what_;
+  std::vector<std::pair<std::string, int64_t>> sizes_;
   std::set<std::string> asked_;
   std::vector<std::string> missing_, mismatched_, unexpected_, non_finite_;
 };

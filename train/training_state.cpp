@@ -92,6 +92,7 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
 void load_model_weights(const std::string& folder, model::SpeechLM& lm) {
   ckpt::Hdf5Reader state(ckpt::state_file(folder));
   model::TensorLoad load(folder + ": the checkpoint does not fit this model (was the config changed?):");
+  load.name_sizes(model::size_settings(lm->config()));
   auto copy = [&](const std::string& name, const at::Tensor& target) {
     const std::string path = "/model/" + name;
     load.copy(name, target, state.exists(path) ? state.read(path) : at::Tensor());

@@ -8,7 +8,7 @@
 #   audio   data.on_error=skip: bad audio counted once, dropped, reported     exit 0
 #   weights NaN in loaded weights; a config.json field of the wrong type      exit 1
 #   prompts a prompt past --max-length; a stray <audio> and a long line in a chat exit 1 / 0
-#   files   export into a used folder; an unwritable run.dir                  exit 2 / 1
+#   files   export into a used folder; an unwritable run.dir; a full disk     exit 2 / 1 / 1
 # usage: bad_inputs.sh VTB_BINARY SOURCE_DIR WORK_DIR
 set -uo pipefail
 vtb=$1 src=$2 work=$3
@@ -152,6 +152,7 @@ json.dump(c, open("typo_base/config.json", "w"))
 PY
 expect 1 "NaN or infinite values (1):" weights -- "$vtb" train "${tiny[@]}" --run.dir nan --model.encoder=nan.safetensors --train.max_steps=1
 grep -qF "$(cat nan_name) (1 of" out.log || { echo "FAIL [weights] the NaN tensor is not named"; failures=$((failures + 1)); }
+expect 1 "encoder.ff_dim = 64 here, the file has 128" weights -- "$vtb" train "${tiny[@]}" --run.dir ff --model.encoder=enc.safetensors --encoder.ff_dim=64 --train.max_steps=1
 expect 1 "typo_base/config.json: \"hidden_size\" is \"" weights -- "$vtb" model summary "${tiny[@]}" --model.llm=typo_base
 expect 2 "llm.layers is set, but model.llm = base has another value" weights -- "$vtb" model summary "${tiny[@]}" --model.llm=base --llm.layers=3
 
@@ -171,6 +172,18 @@ expect 0 "exported" files -- "$vtb" ckpt export run --out used --force
 [[ ! -e used/merged/old.txt && -f used/adapter/adapter_model.safetensors ]] \
   || { echo "FAIL [files] --force left the stale merged/ or wrote no adapter"; failures=$((failures + 1)); }
 expect 1 "run.dir /proc/vtb_run is not writable from rank 0" files -- "$vtb" train "${tiny[@]}" --run.dir /proc/vtb_run
+
+# A full disk during a checkpoint (a 2 MiB tmpfs in a private mount namespace; a checkpoint of tiny is ~4.5 MB),
+# written in the background and in the foreground: one line naming the file and the cause, exit 1, no crash.
+if unshare -m true 2>/dev/null; then
+  for async in true false; do
+    mkdir -p "full_$async"
+    expect 1 "its file system is full" files -- unshare -m sh -c "mount -t tmpfs -o size=2m tmpfs full_$async && exec $vtb train --config $src/configs/tiny.ini --run.dir full_$async/run --train.max_steps=2 --ckpt.every_steps=1 --ckpt.async=$async --log.level=warn"
+    [[ $(wc -l <out.log) -le 2 ]] || { echo "FAIL [files] a full disk printed $(wc -l <out.log) lines"; failures=$((failures + 1)); }
+  done
+else
+  echo "skip [files] full disk: cannot make a mount namespace here (needs root)"
+fi
 
 echo "$((cases - failures)) of $cases cases refused as documented"
 [[ $failures -eq 0 ]] || { echo "FAIL: $failures case(s)"; exit 1; }
