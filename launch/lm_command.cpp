@@ -3,15 +3,18 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "dist/exit_codes.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/logging.h"
 #include "launch/npy.h"
 #include "launch/session.h"
 #include "launch/train_settings.h"
+#include "launch/trained_model.h"
 #include "model/decoder_lm.h"
 #include "train/pretrain_encoder.h"
 #include "train/pretrain_lm.h"
@@ -57,22 +60,37 @@ int lm_logits_command(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("Options");
   options.add_options()("model", po::value<std::string>(), "Hugging Face model folder (config.json + *.safetensors)")(
+      "ckpt", po::value<std::string>(), "or a vtb checkpoint (or run folder): its LLM with the trained LoRA")(
       "ids", po::value<std::string>(), "comma-separated token ids")("out", po::value<std::string>(), "output .npy")(
       "dtype", po::value<std::string>()->default_value("float32"), "compute dtype: float32 or bfloat16");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help(
-        "vtb lm logits --model HF_DIR --ids 2,5,7 --out x.npy",
-        "Runs the decoder LLM on one sequence and writes its logits, float32 [T, vocab], as .npy.", options);
+        "vtb lm logits --model HF_DIR | --ckpt D --ids 2,5,7 --out x.npy",
+        "Runs the decoder LLM on one sequence and writes its logits, float32 [T, vocab], as .npy: a Hugging Face "
+        "folder as it is, or a checkpoint's LLM with its LoRA applied (not merged).",
+        options);
     return kExitOk;
   }
-  require_options(cmd, {"model", "ids", "out"});
+  require_options(cmd, {"ids", "out"});
+  if (cmd.options.count("model") == cmd.options.count("ckpt"))
+    throw ConfigError("give exactly one of --model HF_DIR and --ckpt CHECKPOINT");
   const std::string dtype_name = cmd.options["dtype"].as<std::string>();
   if (dtype_name != "float32" && dtype_name != "bfloat16") throw ConfigError("--dtype must be float32 or bfloat16");
   const at::ScalarType dtype = dtype_name == "float32" ? at::kFloat : at::kBFloat16;
 
   const std::vector<int64_t> ids = parse_ids(cmd.options["ids"].as<std::string>());
-  model::DecoderLM lm = model::load_hf_decoder(cmd.options["model"].as<std::string>(), {}, dtype);
+  model::DecoderLM lm{nullptr};
+  std::optional<TrainedModel> trained;  // owns the SpeechLM whose LLM `lm` is
+  if (cmd.options.count("model")) {
+    lm = model::load_hf_decoder(cmd.options["model"].as<std::string>(), {}, dtype);
+  } else {
+    setup_logging(0, "warn", false);
+    const std::string folder = resolve_checkpoint(cmd.options["ckpt"].as<std::string>());
+    trained.emplace(load_trained_model(checkpoint_config(folder, cmd.overrides), folder));
+    lm = trained->lm->llm;
+    lm->to(dtype);
+  }
   lm->eval();
   for (int64_t id : ids)
     if (id < 0 || id >= lm->config().vocab)

@@ -52,6 +52,24 @@ T field(const nlohmann::json& j, const std::string& path, const char* key, std::
   return v.get<T>();
 }
 
+// RoPE's base: "rope_theta" (transformers 4) or "rope_parameters": {"rope_type": "default", "rope_theta": …}
+// (transformers 5); both present must agree. Another rope_type (scaled RoPE) is refused by name.
+double rope_theta(const nlohmann::json& j, const std::string& path) {
+  const bool has_theta = j.contains("rope_theta") && !j["rope_theta"].is_null();
+  if (!j.contains("rope_parameters") || j["rope_parameters"].is_null())
+    return field<double>(j, path, "rope_theta", 10000.0);
+  const nlohmann::json& rp = j["rope_parameters"];
+  const std::string where = path + " rope_parameters";
+  if (!rp.is_object()) throw std::runtime_error(where + " is " + rp.dump() + ", expected an object");
+  const std::string type = field<std::string>(rp, where, "rope_type", std::string("default"));
+  if (type != "default") throw std::runtime_error(where + ": rope_type '" + type + "' is not supported (default)");
+  const double theta =
+      field<double>(rp, where, "rope_theta", has_theta ? field<double>(j, path, "rope_theta") : 10000.0);
+  if (has_theta && field<double>(j, path, "rope_theta") != theta)
+    throw std::runtime_error(path + ": \"rope_theta\" and rope_parameters.rope_theta differ");
+  return theta;
+}
+
 }  // namespace
 
 DecoderConfig read_hf_decoder_config(const std::string& path) {
@@ -77,8 +95,13 @@ DecoderConfig read_hf_decoder_config(const std::string& path) {
   if (c.heads <= 0) throw std::runtime_error(path + ": num_attention_heads must be positive");
   c.head_dim = field<int64_t>(j, path, "head_dim", c.hidden / c.heads);
   c.rms_eps = field<double>(j, path, "rms_norm_eps", 1e-6);
-  c.rope_theta = field<double>(j, path, "rope_theta", 10000.0);
+  c.rope_theta = rope_theta(j, path);
   c.max_positions = field<int64_t>(j, path, "max_position_embeddings", c.max_positions);
+  // Fields that would change the math vtb implements: refused by name, never ignored.
+  for (const char* bias : {"attention_bias", "mlp_bias"})
+    if (field<bool>(j, path, bias, false))
+      throw std::runtime_error(path + ": \"" + std::string(bias) +
+                               "\": true is not supported (no biases in vtb's LLM)");
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
     throw std::runtime_error(path + ": rope_scaling is not supported yet");
   c.tie_embeddings = field<bool>(j, path, "tie_word_embeddings", c.family == "gemma");

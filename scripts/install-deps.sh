@@ -55,21 +55,42 @@ cuda_root=${CUDA_HOME:-/usr/local/cuda}
 flavour=cpu
 if [[ -x $cuda_root/bin/nvcc ]]; then flavour=cuda; fi
 marker=$env_dir/.vtb-installed
+pip_args=(--quiet --disable-pip-version-check --no-input)
 if [[ -f $marker ]] && grep -qx "torch==$torch_version $flavour" "$marker"; then
   echo "install-deps: torch $torch_version ($flavour) present in $env_dir"
-  exit 0
-fi
-echo "install-deps: installing torch $torch_version ($flavour) into $env_dir"
-$sudo mkdir -p "$env_dir"
-$sudo /usr/bin/python3 -m venv "$env_dir"
-pip_args=(--quiet --disable-pip-version-check --no-input)
-if [[ $flavour == cuda ]]; then
-  $sudo "$env_dir/bin/pip" install "${pip_args[@]}" "torch==$torch_version"
 else
-  echo "install-deps: no CUDA toolkit at $cuda_root: torch without its CUDA libraries; vtb will build CPU-only"
-  $sudo "$env_dir/bin/pip" install "${pip_args[@]}" --no-deps "torch==$torch_version"
-  # The wheel's libtorch_cpu.so itself needs libcudart.so.13 and libcupti.so.13 (readelf -d): the two small
-  # wheels that hold them (~5 MB of libraries), at the versions torch 2.14.1 requires (cuda-toolkit==13.0.3).
-  $sudo "$env_dir/bin/pip" install "${pip_args[@]}" "cuda-toolkit[cudart,cupti]==13.0.3"
+  echo "install-deps: installing torch $torch_version ($flavour) into $env_dir"
+  $sudo mkdir -p "$env_dir"
+  $sudo /usr/bin/python3 -m venv "$env_dir"
+  if [[ $flavour == cuda ]]; then
+    $sudo "$env_dir/bin/pip" install "${pip_args[@]}" "torch==$torch_version"
+  else
+    echo "install-deps: no CUDA toolkit at $cuda_root: torch without its CUDA libraries; vtb will build CPU-only"
+    $sudo "$env_dir/bin/pip" install "${pip_args[@]}" --no-deps "torch==$torch_version"
+    # The wheel's libtorch_cpu.so itself needs libcudart.so.13 and libcupti.so.13 (readelf -d): the two small
+    # wheels that hold them (~5 MB of libraries), at the versions torch 2.14.1 requires (cuda-toolkit==13.0.3).
+    $sudo "$env_dir/bin/pip" install "${pip_args[@]}" "cuda-toolkit[cudart,cupti]==13.0.3"
+  fi
+  echo "torch==$torch_version $flavour" | $sudo tee "$marker" >/dev/null
 fi
-echo "torch==$torch_version $flavour" | $sudo tee "$marker" >/dev/null
+
+# ---- The real libraries, for tests/interop: transformers, peft, safetensors --------------------------
+# A second venv (VTB_INTEROP_ENV) with exactly the versions in tests/interop/requirements.txt; it sees the
+# torch above through a .pth file instead of a second 1.2 GB copy. Reinstalled when the pins change.
+# Measured 2026-12-04, PyPI ~50 MB/s: 44 s, 320 MB.
+interop_dir=${VTB_INTEROP_ENV:-/opt/vtb/interop}
+requirements=$(dirname "$0")/../tests/interop/requirements.txt
+want="$(sha256sum <"$requirements" | cut -c1-16) torch==$torch_version"
+if [[ -f $interop_dir/.vtb-installed ]] && grep -qx "$want" "$interop_dir/.vtb-installed"; then
+  echo "install-deps: interop libraries present in $interop_dir"
+else
+  echo "install-deps: installing the interop libraries (tests/interop/requirements.txt) into $interop_dir"
+  $sudo rm -rf "$interop_dir"
+  $sudo /usr/bin/python3 -m venv "$interop_dir"
+  site=$("$interop_dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  torch_site=$("$env_dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$torch_site" | $sudo tee "$site/vtb-torch.pth" >/dev/null
+  # Every dependency is pinned in the file: no resolver, the same set on every machine.
+  $sudo "$interop_dir/bin/pip" install "${pip_args[@]}" --no-deps -r "$requirements"
+  echo "$want" | $sudo tee "$interop_dir/.vtb-installed" >/dev/null
+fi
