@@ -9,6 +9,8 @@ int dist_check_command(int argc, char** argv);        // vtb dist check
 int lm_logits_command(int argc, char** argv);         // vtb lm logits
 int lm_pretrain_command(int argc, char** argv);       // vtb lm pretrain
 int encoder_pretrain_command(int argc, char** argv);  // vtb encoder pretrain
+int encoder_import_command(int argc, char** argv);    // vtb encoder import
+int encoder_forward_command(int argc, char** argv);   // vtb encoder forward
 int train_command(int argc, char** argv);             // vtb train
 int eval_command(int argc, char** argv);              // vtb eval
 int generate_command(int argc, char** argv);          // vtb generate

@@ -63,6 +63,10 @@ const Command kCommands[] = {
     {"encoder pretrain",
      "trains the speech encoder alone with CTC on the asr sources (the stand-in pretrained encoder)",
      vtb::encoder_pretrain_command},
+    {"encoder import", "a NeMo .nemo's FastConformer encoder as model.encoder safetensors, its settings checked",
+     vtb::encoder_import_command},
+    {"encoder forward", "the speech encoder on one utterance's features (and their gradient), as .npy",
+     vtb::encoder_forward_command},
     {"lm logits", "float32 logits of a Hugging Face-layout LLM for given token ids, as .npy", vtb::lm_logits_command},
 };
 

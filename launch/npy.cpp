@@ -2,8 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <cstring>
 #include <fstream>
+#include <iterator>
+#include <regex>
 #include <stdexcept>
+#include <vector>
 
 namespace vtb {
 
@@ -40,6 +44,41 @@ void write_npy(const std::string& path, const at::Tensor& tensor) {
   out << header;
   out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
   if (!out) throw std::runtime_error(path + ": write failed");
+}
+
+at::Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto fail = [&](const std::string& why) { return std::runtime_error(path + ": not a .npy vtb reads: " + why); };
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw fail("no NUMPY magic");
+  const int major = static_cast<unsigned char>(bytes[6]);
+  const size_t len_bytes = major == 1 ? 2 : 4;
+  if (major != 1 && major != 2) throw fail("format version " + std::to_string(major));
+  size_t header_len = 0;
+  for (size_t i = 0; i < len_bytes; ++i) header_len |= size_t{static_cast<unsigned char>(bytes[8 + i])} << (8 * i);
+  const size_t data_at = 8 + len_bytes + header_len;
+  if (data_at > bytes.size()) throw fail("header longer than the file");
+  const std::string header = bytes.substr(8 + len_bytes, header_len);
+  std::smatch m;
+  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([<|]f[48])'"))) throw fail("dtype is not <f4 or <f8");
+  const bool f64 = m[1].str().back() == '8';
+  if (!std::regex_search(header, std::regex("'fortran_order':\\s*False"))) throw fail("Fortran order");
+  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([0-9,\\s]*)\\)"))) throw fail("no shape");
+  std::vector<int64_t> shape;
+  const std::string dims = m[1].str();
+  const std::regex digits("[0-9]+");
+  for (std::sregex_iterator it(dims.begin(), dims.end(), digits), end; it != end; ++it)
+    shape.push_back(std::stoll(it->str()));
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  const size_t want = static_cast<size_t>(count) * (f64 ? 8 : 4);
+  if (bytes.size() - data_at != want)
+    throw fail("shape needs " + std::to_string(want) + " data bytes, the file has " +
+               std::to_string(bytes.size() - data_at));
+  at::Tensor t = at::empty(shape, f64 ? at::kDouble : at::kFloat);
+  std::memcpy(t.data_ptr(), bytes.data() + data_at, want);
+  return t.to(at::kFloat);
 }
 
 }  // namespace vtb

@@ -10,4 +10,7 @@ namespace vtb {
 // Writes a contiguous float32, float64 or int64 CPU tensor, C order, little-endian.
 void write_npy(const std::string& path, const at::Tensor& t);
 
+// Reads a float32 or float64 .npy (format 1.0 or 2.0, C order, little-endian) as float32; errors name `path`.
+at::Tensor read_npy(const std::string& path);
+
 }  // namespace vtb

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <stdexcept>
+#include <unordered_map>
 
 #include "model/safetensors.h"
 #include "model/tensor_loading.h"
@@ -157,23 +158,35 @@ std::vector<std::pair<std::string, int64_t>> size_settings(const SpeechLMConfig&
           {"lora.rank", c.lora.rank}};
 }
 
-void load_encoder_weights(SpeechLM& lm, const std::string& file) {
-  const auto f = SafetensorsFile::open(file);
-  TensorLoad load("model.encoder " + file + " does not fit this config's encoder (encoder.*):");
+void load_encoder_tensors(SpeechEncoder& encoder, const SpeechLMConfig& config,
+                          const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& what) {
+  TensorLoad load(what);
   std::vector<std::pair<std::string, int64_t>> encoder_sizes;
-  for (const auto& kv : size_settings(lm->config()))
+  for (const auto& kv : size_settings(config))
     if (kv.first.rfind("encoder.", 0) == 0) encoder_sizes.push_back(kv);
   load.name_sizes(encoder_sizes);
-  auto copy = [&](const std::string& name, const at::Tensor& target) {
-    const std::string key = "encoder." + name;
-    load.copy(key, target, f->find(key) != nullptr ? f->tensor(key) : at::Tensor());
-  };
-  for (const auto& p : lm->encoder->named_parameters()) copy(p.key(), p.value());
-  for (const auto& b : lm->encoder->named_buffers()) copy(b.key(), b.value());
+  std::unordered_map<std::string, at::Tensor> by_name;
   std::vector<std::string> names;
-  for (const auto& entry : f->header().tensors) names.push_back(entry.name);
+  for (const auto& [name, tensor] : tensors) {
+    by_name.emplace(name, tensor);
+    names.push_back(name);
+  }
+  auto copy = [&](const std::string& name, const at::Tensor& target) {
+    const auto it = by_name.find("encoder." + name);
+    load.copy("encoder." + name, target, it != by_name.end() ? it->second : at::Tensor());
+  };
+  for (const auto& p : encoder->named_parameters()) copy(p.key(), p.value());
+  for (const auto& b : encoder->named_buffers()) copy(b.key(), b.value());
   load.check_unexpected(names);
   load.finish();
+}
+
+void load_encoder_weights(SpeechLM& lm, const std::string& file) {
+  const auto f = SafetensorsFile::open(file);
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& entry : f->header().tensors) tensors.emplace_back(entry.name, f->tensor(entry.name));
+  load_encoder_tensors(lm->encoder, lm->config(), tensors,
+                       "model.encoder " + file + " does not fit this config's encoder (encoder.*):");
 }
 
 }  // namespace vtb::model

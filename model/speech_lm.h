@@ -83,4 +83,9 @@ std::vector<std::pair<std::string, int64_t>> size_settings(const SpeechLMConfig&
 // buffers included; every missing, unexpected or mis-shaped tensor is named in one error.
 void load_encoder_weights(SpeechLM& lm, const std::string& file);
 
+// The same from tensors by name ("encoder.pre_encode.out.weight", ...) into `encoder`, built from
+// `config.encoder`; `what` opens the error (which file, e.g. a .nemo's model_weights.ckpt).
+void load_encoder_tensors(SpeechEncoder& encoder, const SpeechLMConfig& config,
+                          const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& what);
+
 }  // namespace vtb::model

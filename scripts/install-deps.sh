@@ -20,6 +20,10 @@ packages=(
   libboost-program-options-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # .nemo archives (tar) and their model_config.yaml
+  libarchive-dev libyaml-cpp-dev
+  # real human speech for the feature and interop checks (LibriVox, spoken card names)
+  pocketsphinx-testdata
   # data: tokenizer, audio, resampling, speech synthesis
   libsentencepiece-dev sentencepiece libsndfile1-dev libsoxr-dev espeak-ng libespeak-ng-dev
   python3-numpy

@@ -9,7 +9,6 @@ Out: a `tiny` run on a transformers-made base, for both lora.layouts, exported w
 
 usage: hf_peft_check.py VTB SOURCE_DIR WORK_DIR
 """
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import numpy as np
 import peft
 import torch
 import transformers
+from common import rel_l2, vtb_config
 from transformers import AutoModelForCausalLM, GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM
 
 TOLERANCE = 1e-5
@@ -38,10 +38,6 @@ LLAMA_3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, 
                   bos_token_id=128000, eos_token_id=128001, initializer_range=0.02, rope_scaling=None)
 SHRUNK = dict(vocab_size=300, hidden_size=64, intermediate_size=160, num_hidden_layers=2)
 failures = []
-
-
-def rel_l2(a, b):
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 def vtb_logits(vtb, source, work, label):
@@ -97,16 +93,7 @@ def hf_in(vtb, work):
 
 def peft_out(vtb, source, work):
     tiny = os.path.join(source, "configs", "tiny.ini")
-    r = subprocess.run([vtb, "config", "--config", tiny], capture_output=True, text=True, check=True)
-    llm = {}
-    section = None
-    for line in r.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            section = line.strip("[]")
-        elif section == "llm" and "=" in line:
-            k, v = line.split("=", 1)
-            llm[k.strip()] = v.split("#")[0].strip()  # `vtb config` notes where each value came from
+    llm = vtb_config(vtb, tiny)["llm"]
     torch.manual_seed(1)
     base = GemmaForCausalLM(GemmaConfig(**{**GEMMA_2B, **dict(
         vocab_size=int(llm["vocab"]), hidden_size=int(llm["hidden"]), intermediate_size=int(llm["intermediate"]),
