@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <sstream>
+#include <utility>
 #include <vector>
 
 #include "data/audio.h"
@@ -197,6 +199,45 @@ Split text_items(const SynthOptions& o, std::mt19937_64& rng, std::set<std::stri
   });
 }
 
+// asr_real_test.jsonl: pocketsphinx-testdata's LibriVox sentences and spoken card names, each folder's
+// transcript lines "<s> words </s> (utterance-id)" naming <folder>/<utterance-id>.wav. Human voices and
+// words the synthetic corpus never has: how far a model trained on espeak-ng speech carries.
+void write_real_speech_split(const SynthOptions& o, SynthReport& report) {
+  const fs::path root = o.real_speech_dir;
+  const fs::path manifest = fs::path(o.out_dir) / "asr_real_test.jsonl";
+  if (o.real_speech_dir.empty() || !fs::is_directory(root)) {
+    spdlog::warn("synth: no real speech at {} (apt-get install pocketsphinx-testdata): {} not written", root.string(),
+                 manifest.filename().string());
+    return;
+  }
+  std::ofstream out(manifest);
+  int lines = 0;
+  for (const auto& [folder, transcript] : {std::pair{"librivox", "transcription"}, {"cards", "cards.transcription"}}) {
+    std::ifstream in(root / folder / transcript);
+    std::string line;
+    while (std::getline(in, line)) {
+      const size_t open = line.rfind('('), close = line.rfind(')');
+      if (open == std::string::npos || close < open) continue;
+      const std::string id = line.substr(open + 1, close - open - 1);
+      std::string words;
+      std::istringstream tokens(line.substr(0, open));
+      for (std::string w; tokens >> w;)
+        if (w != "<s>" && w != "</s>") words += (words.empty() ? "" : " ") + w;
+      const fs::path audio = root / folder / (id + ".wav");
+      if (words.empty() || !fs::exists(audio)) continue;
+      const json item{{"audio_filepath", audio.string()},
+                      {"duration", audio_duration(audio.string())},
+                      {"context", "Transcribe the audio."},
+                      {"answer", words},
+                      {"lang", "en"},
+                      {"voice", std::string("human (pocketsphinx-testdata ") + folder + ")"}};
+      out << item.dump() << "\n";
+      ++lines;
+    }
+  }
+  report.examples[manifest.filename().string()] = lines;
+}
+
 }  // namespace
 
 SynthReport make_synthetic_corpus(const SynthOptions& o) {
@@ -220,6 +261,7 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
   writer.write("sqa", sqa.second, true, rng);
   writer.write("text", text.first, false, rng);
   writer.write("text", text.second, true, rng);
+  write_real_speech_split(o, report);
   {
     std::ofstream out(fs::path(o.out_dir) / "lm_train.jsonl");
     const json docs = lm_documents(asr.first, ast.first, sqa.first, text.first);

@@ -19,6 +19,8 @@ struct SynthOptions {
   int sqa_train = 300, sqa_test = 60;
   int text_train = 500, text_test = 100;
   int tokenizer_vocab = 512;
+  // Real human speech for asr_real_test.jsonl (Debian's pocketsphinx-testdata); "" or missing: not written.
+  std::string real_speech_dir = "/usr/share/pocketsphinx/test/data";
 };
 
 struct SynthReport {
@@ -26,7 +28,8 @@ struct SynthReport {
   double audio_seconds = 0;
 };
 
-// Writes <out>/audio/..., <out>/{asr,ast,sqa,text}_{train,test}.jsonl, <out>/lm_train.jsonl (text for the
+// Writes <out>/audio/..., <out>/{asr,ast,sqa,text}_{train,test}.jsonl, <out>/asr_real_test.jsonl (real
+// recordings with their transcripts, when real_speech_dir has them), <out>/lm_train.jsonl (text for the
 // stand-in LLM: {"text"} documents and {"conversations"}, from training splits only), <out>/corpus.txt and
 // <out>/tokenizer.model. Deterministic for a given seed.
 SynthReport make_synthetic_corpus(const SynthOptions& options);

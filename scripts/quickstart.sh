@@ -56,10 +56,11 @@ echo "== 5. single-stage joint SFT on 2 MPI ranks: frozen base + LoRA, encoder a
 sft "$run/sft"
 build/launch/vtb ckpt verify "$run/sft"
 
-evaluate() {  # name, then --ckpt D or --config F; $tasks picks the test splits
+evaluate() {  # name, then --ckpt D or --config F; $tasks picks the test splits (asr_real: human speech, scored as asr)
   local name=$1; shift
-  for task in ${tasks:-asr ast sqa text}; do
-    run2 eval "$@" --model.llm="$run/base-llm" --model.encoder="$run/encoder.safetensors" --manifest "data/synth/${task}_test.jsonl" --kind $task \
+  for task in ${tasks:-asr asr_real ast sqa text}; do
+    [[ -f data/synth/${task}_test.jsonl ]] || continue
+    run2 eval "$@" --model.llm="$run/base-llm" --model.encoder="$run/encoder.safetensors" --manifest "data/synth/${task}_test.jsonl" --kind ${task%%_*} \
       --out "$run/eval/$name/$task" --log.level=warn
   done
 }
@@ -76,7 +77,7 @@ if ((ablation)); then
   config_used=$config config=$run/speech-only.ini
   sft "$run/speech-only"
   config=$config_used
-  tasks="asr text" evaluate speech-only --ckpt "$run/speech-only"
+  tasks="asr asr_real text" evaluate speech-only --ckpt "$run/speech-only"
 fi
 
 echo

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -76,6 +78,25 @@ TEST(SyntheticCorpus, ManifestsAudioSplitsAndTokenizer) {
     unseen_voice += train_voices.count(j["voice"].get<std::string>()) == 0;
   }
   EXPECT_EQ(unseen_voice, lines / 2);
+
+  // Real human speech (pocketsphinx-testdata): 5 LibriVox sentences and 5 card-name recordings, with the
+  // transcripts Debian ships (two of them quoted from its files here).
+  if (!fs::is_directory(o.real_speech_dir)) {
+    std::cout << "[  SKIPPED ] the real-speech split: no " << o.real_speech_dir
+              << " (apt-get install pocketsphinx-testdata)\n";
+  } else {
+    ManifestOptions mo;
+    const Manifest real = read_manifest(o.out_dir + "/asr_real_test.jsonl", mo);
+    EXPECT_EQ(real.stats.kept, 10);
+    std::map<std::string, std::string> answers;
+    for (const auto& c : real.examples) {
+      const AudioRef& a = c.turns[0].segments.back().audio;
+      EXPECT_NEAR(load_audio(a.path).size() / 16000.0, a.duration, 1e-3) << a.path;
+      answers[fs::path(a.path).filename().string()] = c.turns[1].segments[0].text;
+    }
+    EXPECT_EQ(answers["sense_and_sensibility_01_austen_64kb-0880.wav"], "he was not an ill disposed young man");
+    EXPECT_EQ(answers["005.wav"], "eight of spades four of clubs seven of hearts");
+  }
 
   const Tokenizer tok = Tokenizer::load(o.out_dir + "/tokenizer.model");
   EXPECT_EQ(tok.special().audio, 6);
