@@ -9,6 +9,11 @@
 
 namespace vtb::dist {
 
+namespace {
+// " on node1": where this rank runs, when MPI told us.
+std::string on_host() { return world().host.empty() ? "" : " on " + world().host; }
+}  // namespace
+
 std::string format_bytes(size_t bytes) {
   if (bytes < 1024) return fmt::format("{} B", bytes);
   if (bytes < (1u << 20)) return fmt::format("{:.1f} KiB", bytes / 1024.0);
@@ -54,12 +59,14 @@ void Watchdog::finish(uint64_t ticket) {
 std::string Watchdog::describe(const Entry& e, double waited_s) const {
   const auto& r = e.record;
   return fmt::format(
-      "rank {}: collective timeout: {} #{} ({}, {}, backend {}) did not complete within "
-      "dist.timeout_s = {:g} s (waited {:.1f} s). Likely causes: another rank died or was killed, skipped "
-      "this collective or issued collectives in a different order (compare the last sequence number every "
-      "rank logged), or is stuck outside collectives (data loading, checkpoint I/O, a debugger). Ending the "
-      "job now; raise dist.timeout_s if a legitimately slow step (first step, large checkpoint) needs longer.",
-      rank_, r.op, r.seq, r.dtype, format_bytes(r.bytes), backend_, timeout_s_, waited_s);
+      "rank {}{}: collective timeout: {} #{} ({}, {}, backend {}) did not complete within "
+      "dist.timeout_s = {:g} s (waited {:.1f} s); its peers: {}. Likely causes: another rank died or was "
+      "killed, a node or its link was lost, skipped this collective or issued collectives in a different "
+      "order (compare the last sequence number every rank logged), or is stuck outside collectives (data "
+      "loading, checkpoint I/O, a debugger). Ending the job now; raise dist.timeout_s if a legitimately slow "
+      "step (first step, large checkpoint) needs longer.",
+      rank_, on_host(), r.op, r.seq, r.dtype, format_bytes(r.bytes), backend_, timeout_s_, waited_s,
+      peers_text(world()));
 }
 
 void Watchdog::run() {
@@ -77,10 +84,10 @@ void Watchdog::run() {
         const Entry& e = in_flight_.begin()->second;  // the oldest collective still in flight
         const CollectiveRecord record = e.record;
         const std::string message = fmt::format(
-            "rank {}: {} reported an error while {} #{} ({}, {}) was in flight, after {:.1f} s: {}. A peer rank "
-            "probably died or its link failed; ending the job.",
-            rank_, backend_, record.op, record.seq, record.dtype, format_bytes(record.bytes),
-            std::chrono::duration<double>(now - e.started).count(), error);
+            "rank {}{}: {} reported an error while {} #{} ({}, {}) was in flight, after {:.1f} s: {}. A peer "
+            "rank ({}) probably died or its link failed; ending the job.",
+            rank_, on_host(), backend_, record.op, record.seq, record.dtype, format_bytes(record.bytes),
+            std::chrono::duration<double>(now - e.started).count(), error, peers_text(world()));
         lock.unlock();
         on_timeout_(record, message);
         lock.lock();

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace vtb::dist {
@@ -41,6 +43,12 @@ void find_place(World& w) {
   MPI_Comm_size(node, &w.local_size);
   MPI_Comm_free(&node);
   w.host = host_name();
+  // Every rank's host, for messages that name peers: fixed-size names, one allgather at start.
+  constexpr int kName = 256;
+  std::vector<char> mine(kName, '\0'), all(static_cast<size_t>(kName) * w.size, '\0');
+  w.host.copy(mine.data(), kName - 1);
+  MPI_Allgather(mine.data(), kName, MPI_CHAR, all.data(), kName, MPI_CHAR, MPI_COMM_WORLD);
+  for (int r = 0; r < w.size; ++r) w.hosts.emplace_back(all.data() + static_cast<size_t>(r) * kName);
 
   // The launcher's view must match MPI's: a mismatch means ranks were not placed the way the
   // launcher reports (e.g. several job steps sharing a node), and one-GPU-per-rank would collide.
@@ -89,7 +97,61 @@ void finalize_world() {
   if (g_we_initialised_mpi && !finalised) MPI_Finalize();
 }
 
+std::string peers_text(const World& w) {
+  // Hosts in the order of their first rank; each host's other ranks as ranges.
+  std::vector<std::pair<std::string, std::vector<int>>> by_host;
+  for (int r = 0; r < static_cast<int>(w.hosts.size()); ++r) {
+    if (r == w.rank) continue;
+    auto it = std::find_if(by_host.begin(), by_host.end(), [&](const auto& h) { return h.first == w.hosts[r]; });
+    if (it == by_host.end()) it = by_host.insert(by_host.end(), {w.hosts[r], {}});
+    it->second.push_back(r);
+  }
+  if (by_host.empty()) return "no other rank";
+  constexpr size_t kMaxHosts = 8;
+  std::string text;
+  for (size_t h = 0; h < std::min(by_host.size(), kMaxHosts); ++h) {
+    const auto& ranks = by_host[h].second;
+    std::string list;
+    for (size_t i = 0; i < ranks.size();) {
+      size_t j = i;
+      while (j + 1 < ranks.size() && ranks[j + 1] == ranks[j] + 1) ++j;
+      list += (list.empty() ? "" : ",") + std::to_string(ranks[i]) + (j > i ? "-" + std::to_string(ranks[j]) : "");
+      i = j + 1;
+    }
+    text += (text.empty() ? "" : ", ") + std::string(ranks.size() == 1 ? "rank " : "ranks ") + list + " on " +
+            by_host[h].first;
+  }
+  if (const size_t more = by_host.size() - std::min(by_host.size(), kMaxHosts); more > 0)
+    text += " and " + std::to_string(more) + (more == 1 ? " more host" : " more hosts");
+  return text;
+}
+
+namespace {
+
+// Note [Ending a job across a lost link]
+// MPI_Abort asks the launcher to kill every rank. When a link or a node is gone, mpirun's order to the
+// daemon on the far side is a TCP segment that is never acknowledged: mpirun waits for TCP's
+// retransmission timeout (net.ipv4.tcp_retries2, about 15 minutes by default; keepalives do not run while
+// data is unacknowledged), long after every vtb rank has ended on its own watchdog. So the first rank to
+// abort on a node leaves a notice where the launcher on that node looks (VTB_ABORT_NOTICE, set by
+// vtb-run), and vtb-run ends mpirun a grace period later with the rank's exit code. Srun needs no notice:
+// slurmstepd reports each task's exit to srun, which ends the step (--kill-on-bad-exit).
+void leave_abort_notice(const std::string& why, int exit_code) {
+  const char* path = std::getenv("VTB_ABORT_NOTICE");
+  if (path == nullptr || *path == '\0') return;
+  const std::string tmp = std::string(path) + "." + std::to_string(getpid());
+  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+    std::fprintf(f, "%d\n%s\n", exit_code, why.c_str());
+    std::fclose(f);
+    [[maybe_unused]] const int linked = link(tmp.c_str(), path);  // fails when one exists: the first stays
+    unlink(tmp.c_str());
+  }
+}
+
+}  // namespace
+
 void abort_job(const std::string& why, int exit_code) {
+  leave_abort_notice(why, exit_code);
   spdlog::critical("{}", why);
   spdlog::default_logger()->flush();
   std::fflush(stdout);

@@ -29,6 +29,8 @@ packages=(
   python3-numpy
   # a real one-node Slurm for the Slurm test (tests/slurm), and the quickstart's loss-curve picture
   slurmctld slurmd slurm-client munge python3-matplotlib
+  # two test hosts in network namespaces (tests/multinode): veths, addresses, packet-drop rules
+  iproute2 nftables util-linux
 )
 
 missing=()

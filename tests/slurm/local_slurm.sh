@@ -67,7 +67,9 @@ $node
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=$dir/run/munged.pid" || true
+    # munged runs as munge and writes its pid file itself: a folder it owns (it cannot write run/).
+    mkdir -p "$dir/run/munge" && chown munge:munge "$dir/run/munge"
+    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=$dir/run/munge/munged.pid" || true
     wait_for 10 "munged answering" bash -c 'munge -n | unmunge'
   fi
   slurmctld -c -f "$conf"
@@ -85,7 +87,7 @@ stop)
   stop_pid_file "$dir/run/slurmd.pid"
   stop_pid_file "$dir/run/slurmctld.pid"
   pkill -f slurmstepd 2>/dev/null || true
-  stop_pid_file "$dir/run/munged.pid"
+  stop_pid_file "$dir/run/munge/munged.pid"
   ;;
 *) echo "usage: local_slurm.sh start|stop DIR" >&2; exit 2 ;;
 esac

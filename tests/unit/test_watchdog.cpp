@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "dist/watchdog.h"
+#include "dist/world.h"
 
 namespace vtb::dist {
 namespace {
@@ -88,6 +89,25 @@ TEST(Watchdog, AsyncErrorEndsTheJobBeforeTheDeadline) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
   for (const char* part : {"rank 1", "nccl reported an error", "allreduce #7", "2.0 MiB", "network error"})
     EXPECT_NE(message.find(part), std::string::npos) << part << " missing from: " << message;
+}
+
+// The peers a timeout names: the other ranks grouped by host in rank order, consecutive ranks as ranges.
+TEST(PeersText, GroupsOtherRanksByHost) {
+  World w;
+  w.rank = 0;
+  w.hosts = {"node1", "node2"};
+  EXPECT_EQ(peers_text(w), "rank 1 on node2");
+  w.rank = 2;
+  w.hosts = {"a", "a", "a", "a", "b", "b", "b", "a"};
+  EXPECT_EQ(peers_text(w), "ranks 0-1,3,7 on a, ranks 4-6 on b");
+  w.rank = 0;
+  w.hosts = {"h0"};
+  EXPECT_EQ(peers_text(w), "no other rank");
+  w.hosts.clear();
+  for (int h = 0; h < 10; ++h) w.hosts.push_back("n" + std::to_string(h));
+  EXPECT_EQ(peers_text(w),
+            "rank 1 on n1, rank 2 on n2, rank 3 on n3, rank 4 on n4, rank 5 on n5, rank 6 on n6, "
+            "rank 7 on n7, rank 8 on n8 and 1 more host");
 }
 
 TEST(FormatBytes, Units) {
