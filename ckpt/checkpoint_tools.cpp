@@ -62,7 +62,7 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
     Hdf5Reader r(file);
     out << file << "\n";
     if (r.exists("/train")) {
-      for (const char* key : {"step", "world_size"}) try {
+      for (const char* key : {"step", "world_size", "zero"}) try {
           const int64_t v = r.int_attribute("/train", key);
           out << "  /train@" << key << " = " << v << "\n";
         } catch (const Hdf5Error&) {  // not every file has every attribute
@@ -78,7 +78,10 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
     for (const auto& name : tensors) {
       const at::Tensor t = r.read(name);
       elements += t.numel();
-      out << "  " << name << "  " << at::toString(t.scalar_type()) << " " << t.sizes() << "\n";
+      out << "  " << name << "  " << at::toString(t.scalar_type()) << " " << t.sizes();
+      // A shard of the optimizer (dist.zero = 1): where its piece starts in the flattened parameter.
+      if (name.size() > 7 && name.compare(name.size() - 7, 7, "/offset") == 0) out << " = " << t.item<int64_t>();
+      out << "\n";
     }
     out << "  (" << tensors.size() << " tensors, " << elements << " elements)\n";
     try {

@@ -71,6 +71,7 @@ class GradientBucketer {
 
   size_t bucket_count() const { return buckets_.size(); }
   std::vector<std::string> bucket_names(size_t b) const;  // parameter names in bucket b
+  const std::vector<size_t>& bucket_params(size_t b) const { return buckets_[b].params; }  // their indices
   size_t bucket_bytes(size_t b) const;
   size_t unused_in_last_step() const { return unused_last_; }  // parameters with no gradient at finish()
 

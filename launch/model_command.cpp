@@ -20,18 +20,45 @@ std::string with_commas(int64_t n) {
   return out;
 }
 
+// Model state per rank in GB (1e9 bytes), as vtb holds it: float32 trainable parameters (their own master
+// copy), float32 gradients, two float32 AdamW moments, the frozen LLM in float32 (bf16 is an autocast, not
+// a copy). dist.zero = 1 shards the moments, 2 (not built yet) the gradients too (Note [Optimizer shards]:
+// 1/N of every bucket, so 1/N here). Activations, the data pipeline and allocator slack are not counted.
+void print_memory(int64_t trainable, int64_t frozen, int64_t ranks) {
+  const double gb = 4 / 1e9, n = static_cast<double>(ranks);
+  const double params = trainable * gb, grads = trainable * gb, moments = 2 * trainable * gb, llm = frozen * gb;
+  std::cout << fmt::format("\nmodel state per rank, {} rank(s), GB {:>13} {:>13} {:>13}\n", ranks, "dist.zero 0",
+                           "dist.zero 1", "dist.zero 2*");
+  auto line = [](const std::string& what, double a, double b, double c) {
+    std::cout << fmt::format("{:<36} {:>13.2f} {:>13.2f} {:>13.2f}\n", what, a, b, c);
+  };
+  line("trainable parameters (float32)", params, params, params);
+  line("gradients (float32)", grads, grads, grads / n);
+  line("AdamW moments (2 x float32)", moments, moments / n, moments / n);
+  line("frozen LLM (float32)", llm, llm, llm);
+  line("total", params + grads + moments + llm, params + grads + moments / n + llm,
+       params + grads / n + moments / n + llm);
+  std::cout << "* dist.zero 2 (gradients reduce-scattered) is an estimate: not built yet. Activations are not "
+               "counted.\n";
+}
+
 }  // namespace
 
 int model_summary_command(int argc, char** argv) {
   boost::program_options::options_description options("Options");
+  options.add_options()("ranks", boost::program_options::value<int64_t>()->default_value(0),
+                        "also print the memory each of this many data-parallel ranks holds for dist.zero 0, 1, 2");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
-    std::cout << command_help("vtb model summary --config F [--section.key=value ...]",
+    std::cout << command_help("vtb model summary --config F [--ranks N] [--section.key=value ...]",
                               "Prints the parameter count of each part of the speech LM the config describes "
-                              "(encoder, adapter, projection, LLM, LoRA; trainable and frozen), without building it.",
+                              "(encoder, adapter, projection, LLM, LoRA; trainable and frozen), without building it; "
+                              "with --ranks, the model state each rank holds with and without optimizer sharding.",
                               options);
     return kExitOk;
   }
+  const int64_t ranks = cmd.options["ranks"].as<int64_t>();
+  if (ranks < 0) throw ConfigError("--ranks must be at least 1 (or 0: no memory table), got " + std::to_string(ranks));
   const Config config = Config::load(cmd.options["config"].as<std::string>(), cmd.overrides);
   const model::SpeechLMConfig m = read_model_settings(config);
   const int64_t encoder = m.encoder.parameter_count();
@@ -59,6 +86,7 @@ int model_summary_command(int argc, char** argv) {
   row("trainable", trainable, "");
   row("frozen", llm, "");
   row("total", trainable + llm, "");
+  if (ranks > 0) print_memory(trainable, llm, ranks);
   return kExitOk;
 }
 

@@ -92,6 +92,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.max_duration = c.real("data.max_duration");
   s.buckets = dist::BucketOptions{static_cast<size_t>(c.real("dist.first_bucket_mib") * (1 << 20)),
                                   static_cast<size_t>(c.real("dist.bucket_mib") * (1 << 20))};
+  s.zero = static_cast<int>(c.integer("dist.zero"));
   return s;
 }
 

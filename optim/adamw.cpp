@@ -16,16 +16,32 @@ AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOption
   for (const auto& [name, p] : params_) decay_[name] = default_decays(name, p);
 }
 
+void AdamW::shard(const ShardLayout& layout) {
+  sharded_ = true;
+  piece_.clear();
+  for (const ShardPiece& piece : layout.mine) piece_[piece.param] = piece;  // at most one per parameter
+}
+
 void AdamW::step(double lr) {
   c10::AutoGradMode no_grad(false);
   const double b1 = options_.beta1, b2 = options_.beta2;
-  for (auto& [name, p] : params_) {
-    const at::Tensor& g = p.grad();
+  for (size_t k = 0; k < params_.size(); ++k) {
+    const std::string& name = params_[k].first;
+    at::Tensor p = params_[k].second, g = params_[k].second.grad();
     if (!g.defined()) continue;
+    int64_t offset = 0;
+    if (sharded_) {  // the owned elements: views, so the update lands in the parameter
+      const auto it = piece_.find(k);
+      if (it == piece_.end()) continue;
+      offset = it->second.offset;
+      p = p.view({-1}).narrow(0, offset, it->second.length);
+      g = g.reshape({-1}).narrow(0, offset, it->second.length);
+    }
     ParamState& s = state_[name];
     if (!s.exp_avg.defined()) {
       s.exp_avg = at::zeros_like(p);
       s.exp_avg_sq = at::zeros_like(p);
+      s.offset = offset;
     }
     ++s.step;
     if (decay_[name] && options_.weight_decay > 0) p.mul_(1 - lr * options_.weight_decay);

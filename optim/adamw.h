@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "optim/sharding.h"
+
 namespace vtb::optim {
 
 struct AdamWOptions {
@@ -22,14 +24,25 @@ struct AdamWOptions {
 };
 
 struct ParamState {
-  at::Tensor exp_avg, exp_avg_sq;
+  at::Tensor exp_avg, exp_avg_sq;  // shaped like the parameter; sharded: 1-D, the owned elements only
   int64_t step = 0;
+  int64_t offset = 0;  // sharded: the first owned element of the flattened parameter
 };
 
 class AdamW {
  public:
   // `params`: name → tensor. Weight decay applies to those default_decays(name, tensor) accepts.
   AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options);
+
+  // From now on update only this rank's pieces of the parameters (Note [Optimizer shards]); the moments
+  // cover those pieces only. Call before the first step or before state is restored.
+  void shard(const ShardLayout& layout);
+  bool sharded() const { return sharded_; }
+  // Sharded: the piece of parameter k this rank owns, or nullptr.
+  const ShardPiece* piece(size_t k) const {
+    const auto it = piece_.find(k);
+    return it == piece_.end() ? nullptr : &it->second;
+  }
 
   // One update at learning rate `lr`. Parameters without a gradient are left alone (as PyTorch does).
   void step(double lr);
@@ -44,6 +57,8 @@ class AdamW {
   std::map<std::string, bool> decay_;
   std::map<std::string, ParamState> state_;
   AdamWOptions options_;
+  bool sharded_ = false;
+  std::map<size_t, ShardPiece> piece_;  // sharded: parameter index → the piece this rank owns
 };
 
 // Decay off for norms, biases and Transformer-XL position biases: everything with fewer than two

@@ -91,4 +91,24 @@ Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double los
   return u;
 }
 
+void gather_parameters(const optim::ShardLayout& layout, const optim::AdamW& optimizer, dist::Communicator& comm) {
+  c10::AutoGradMode no_grad(false);
+  const auto& params = optimizer.params();
+  for (size_t b = 0; b < layout.buckets.size(); ++b) {
+    const at::Tensor& first = params[layout.buckets[b].front()].second;
+    at::Tensor mine = at::zeros({layout.piece_numel[b]}, first.options().requires_grad(false));
+    for (const optim::ShardPiece& piece : layout.mine)
+      if (piece.bucket == b)
+        mine.narrow(0, piece.at, piece.length)
+            .copy_(params[piece.param].second.view({-1}).narrow(0, piece.offset, piece.length));
+    const at::Tensor all = comm.allgather(mine).view({-1});  // rank order: the bucket's elements, padded
+    int64_t start = 0;
+    for (size_t i : layout.buckets[b]) {
+      const at::Tensor& p = params[i].second;
+      p.view({-1}).copy_(all.narrow(0, start, p.numel()));
+      start += p.numel();
+    }
+  }
+}
+
 }  // namespace vtb::train

@@ -59,4 +59,8 @@ struct Update {
 // so every rank sees the same norm and decides alike.
 Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double loss);
 
+// dist.zero = 1, after an applied step: each rank updated only its pieces; every bucket's pieces are
+// all-gathered back into the full parameters (Note [Optimizer shards]). Collective.
+void gather_parameters(const optim::ShardLayout& layout, const optim::AdamW& optimizer, dist::Communicator& comm);
+
 }  // namespace vtb::train

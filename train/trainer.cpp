@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -84,6 +85,23 @@ class BadSteps {
   int64_t limit_, in_a_row_ = 0;
 };
 
+// dist.zero = 1: this rank's pieces of every gradient bucket (Note [Optimizer shards]).
+optim::ShardLayout shard_optimizer(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer,
+                                   dist::Communicator& comm) {
+  std::vector<int64_t> numel;
+  for (const auto& named : optimizer.params()) numel.push_back(named.second.numel());
+  std::vector<std::vector<size_t>> buckets;
+  for (size_t b = 0; b < bucketer.bucket_count(); ++b) buckets.push_back(bucketer.bucket_params(b));
+  optim::ShardLayout layout = optim::plan_shards(numel, buckets, comm.size(), comm.rank());
+  optimizer.shard(layout);
+  int64_t total = 0;
+  for (int64_t n : numel) total += n;
+  spdlog::info(
+      "dist.zero = 1: AdamW state sharded over {} ranks, {} of {} trainable elements on this rank ({} buckets)",
+      comm.size(), layout.owned(), total, buckets.size());
+  return layout;
+}
+
 }  // namespace
 
 int run_training(dist::Communicator& comm, const TrainSettings& s) {
@@ -96,6 +114,8 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
   dist::GradientBucketer bucketer(trainable, comm, s.buckets);
   optim::AdamW optimizer(trainable, s.adamw);
+  std::optional<optim::ShardLayout> shards;
+  if (s.zero >= 1) shards = shard_optimizer(optimizer, bucketer, comm);
   std::vector<data::LoaderSource> sources = read_sources(s);
   std::vector<std::string> source_names;
   for (const auto& src : sources) source_names.push_back(src.name);
@@ -119,6 +139,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     stats.allreduce(comm);  // the logged loss: Σ CE / N over the job (Note [Loss normalisation])
     // → clip → step (skipped when the loss or the gradient is not finite).
     const Update update = clip_and_step(optimizer, s.clip, lr, stats.loss_sum);
+    if (update.applied && shards) gather_parameters(*shards, optimizer, comm);  // → the full parameters
     bad_steps.count(step, update);
     run.step = step;
     log.record({step, lr, update, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -17,6 +18,105 @@ namespace {
 
 // The device the model trains on: where its first parameter lives.
 c10::Device model_device(model::SpeechLM& lm) { return lm->parameters().front().device(); }
+
+void write_moments(ckpt::Hdf5Writer& out, const std::vector<TrainingSnapshot::Moments>& moments, bool with_offsets) {
+  for (const auto& m : moments) {
+    out.write("/optim/" + m.name + "/exp_avg", m.exp_avg);
+    out.write("/optim/" + m.name + "/exp_avg_sq", m.exp_avg_sq);
+    out.write("/optim/" + m.name + "/step", torch::full({1}, m.step, torch::kLong));
+    if (with_offsets) out.write("/optim/" + m.name + "/offset", torch::full({1}, m.offset, torch::kLong));
+  }
+}
+
+// One parameter's moments, flattened, as the checkpoint holds them in whatever layout it was saved.
+struct SavedMoments {
+  at::Tensor exp_avg, exp_avg_sq;  // undefined: the parameter had no state yet
+  int64_t step = 0;
+};
+
+// Note [Re-sharding the optimizer]: a checkpoint saved with dist.zero = 1 holds each parameter's moments in
+// pieces spread over the saved ranks' files; one saved with 0 holds them whole in state.h5. Either way the
+// whole flattened moments are assembled here (every element from exactly one saved piece, or an error), so
+// any world size and either dist.zero can take from them the pieces it needs: element for element what
+// was saved.
+class SavedOptimizer {
+ public:
+  SavedOptimizer(const std::string& folder, const ckpt::Hdf5Reader& state, int64_t format, int64_t saved_world)
+      : folder_(folder), state_(state) {
+    zero_ = format >= 3 ? state.int_attribute("/train", "zero") : 0;
+    if (zero_ >= 1)
+      for (int64_t r = 0; r < saved_world; ++r)
+        shards_.push_back(std::make_unique<ckpt::Hdf5Reader>(ckpt::rank_file(folder, static_cast<int>(r))));
+  }
+  int64_t zero() const { return zero_; }
+  int64_t saved_ranks() const { return zero_ >= 1 ? static_cast<int64_t>(shards_.size()) : 1; }
+
+  SavedMoments read(const std::string& name, int64_t numel) const {
+    const std::string base = "/optim/" + name;
+    SavedMoments out;
+    if (zero_ == 0) {
+      if (!state_.exists(base + "/exp_avg")) return out;
+      out.exp_avg = state_.read(base + "/exp_avg").reshape({-1});
+      out.exp_avg_sq = state_.read(base + "/exp_avg_sq").reshape({-1});
+      out.step = state_.read(base + "/step").item<int64_t>();
+      return out;
+    }
+    at::Tensor seen = at::zeros({numel}, at::kInt);  // how many saved pieces hold each element
+    for (const auto& shard : shards_) {
+      if (!shard->exists(base + "/exp_avg")) continue;
+      const at::Tensor m = shard->read(base + "/exp_avg"), v = shard->read(base + "/exp_avg_sq");
+      const int64_t offset = shard->read(base + "/offset").item<int64_t>();
+      if (offset < 0 || offset + m.numel() > numel || v.numel() != m.numel())
+        throw std::runtime_error(folder_ + ": the optimizer shard of " + name + " does not fit the parameter");
+      if (!out.exp_avg.defined()) {
+        out.exp_avg = at::zeros({numel}, m.options());
+        out.exp_avg_sq = at::zeros({numel}, v.options());
+      }
+      out.exp_avg.narrow(0, offset, m.numel()).copy_(m);
+      out.exp_avg_sq.narrow(0, offset, v.numel()).copy_(v);
+      out.step = shard->read(base + "/step").item<int64_t>();
+      seen.narrow(0, offset, m.numel()).add_(1);
+    }
+    const int64_t once = seen.eq(1).sum().item<int64_t>();
+    if (out.exp_avg.defined() && once != numel)
+      throw std::runtime_error(folder_ + ": the saved optimizer shards hold " + std::to_string(once) + " of the " +
+                               std::to_string(numel) + " elements of " + name +
+                               " exactly once: the checkpoint's rank files do not belong together");
+    return out;
+  }
+
+ private:
+  std::string folder_;
+  const ckpt::Hdf5Reader& state_;
+  int64_t zero_ = 0;
+  std::vector<std::unique_ptr<ckpt::Hdf5Reader>> shards_;
+};
+
+// Restores the optimizer's moments (whole, or this rank's pieces) from the saved ones, in any saved layout.
+void restore_optimizer(const SavedOptimizer& saved, optim::AdamW& optimizer) {
+  const auto& params = optimizer.params();
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto& [name, p] = params[k];
+    int64_t offset = 0, length = p.numel();
+    if (optimizer.sharded()) {
+      const optim::ShardPiece* piece = optimizer.piece(k);
+      if (piece == nullptr) continue;  // none of it is this rank's
+      offset = piece->offset;
+      length = piece->length;
+    }
+    const SavedMoments m = saved.read(name, p.numel());
+    if (!m.exp_avg.defined()) continue;  // never updated (no gradient yet)
+    optim::ParamState& s = optimizer.state()[name];
+    s.step = m.step;
+    s.offset = offset;
+    s.exp_avg = m.exp_avg.narrow(0, offset, length).clone().to(p.device());
+    s.exp_avg_sq = m.exp_avg_sq.narrow(0, offset, length).clone().to(p.device());
+    if (!optimizer.sharded()) {
+      s.exp_avg = s.exp_avg.view(p.sizes());
+      s.exp_avg_sq = s.exp_avg_sq.view(p.sizes());
+    }
+  }
+}
 
 }  // namespace
 
@@ -46,7 +146,8 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
     if (p.value().requires_grad()) snap.model.emplace_back(p.key(), copy(p.value()));
   for (const auto& b : lm->named_buffers()) snap.model.emplace_back(b.key(), copy(b.value()));
   for (auto& [name, st] : optimizer.state())
-    snap.optim.push_back({name, copy(st.exp_avg), copy(st.exp_avg_sq), st.step});
+    snap.optim.push_back({name, copy(st.exp_avg), copy(st.exp_avg_sq), st.step, st.offset});
+  snap.sharded = optimizer.sharded();
   snap.rng = at::detail::getDefaultCPUGenerator().get_state().to(torch::kLong);
   const c10::Device device = model_device(lm);
   if (device.is_cuda()) snap.rng_cuda = at::globalContext().defaultGenerator(device).get_state().to(torch::kLong);
@@ -66,12 +167,9 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
   if (snap.rank == 0) {
     ckpt::Hdf5Writer out(ckpt::state_file(folder));
     for (const auto& [name, t] : snap.model) out.write("/model/" + name, t);
-    for (const auto& m : snap.optim) {
-      out.write("/optim/" + m.name + "/exp_avg", m.exp_avg);
-      out.write("/optim/" + m.name + "/exp_avg_sq", m.exp_avg_sq);
-      out.write("/optim/" + m.name + "/step", torch::full({1}, m.step, torch::kLong));
-    }
+    if (!snap.sharded) write_moments(out, snap.optim, /*with_offsets=*/false);
     out.attribute("/", "format_version", ckpt::kFormatVersion);
+    out.attribute("/train", "zero", static_cast<int64_t>(snap.sharded ? 1 : 0));
     out.attribute("/train", "step", snap.run.step);
     out.attribute("/train", "world_size", static_cast<int64_t>(snap.world));
     out.attribute("/train", "config", snap.config_text);
@@ -82,6 +180,7 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
     out.close();
   }
   ckpt::Hdf5Writer out(ckpt::rank_file(folder, snap.rank));
+  if (snap.sharded) write_moments(out, snap.optim, /*with_offsets=*/true);
   out.attribute("/train", "sampler_state", snap.run.sampler.serialize());
   out.attribute("/train", "step", snap.run.step);
   out.write("/rng/cpu", snap.rng);
@@ -101,6 +200,14 @@ void load_model_weights(const std::string& folder, model::SpeechLM& lm) {
     if (p.value().requires_grad()) copy(p.key(), p.value());  // the frozen LLM comes from model.llm
   for (const auto& b : lm->named_buffers()) copy(b.key(), b.value());
   load.finish();
+}
+
+int64_t restore_optimizer_state(const std::string& folder, optim::AdamW& optimizer) {
+  ckpt::Hdf5Reader state(ckpt::state_file(folder));
+  const SavedOptimizer saved(folder, state, state.int_attribute("/", "format_version"),
+                             state.int_attribute("/train", "world_size"));
+  restore_optimizer(saved, optimizer);
+  return saved.zero();
 }
 
 std::string checkpoint_config(const std::string& folder) {
@@ -127,14 +234,14 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
                              state.string_attribute("/train", "llm") + ", hash " + saved_hash +
                              "). Point model.llm at the same weights (or keep the same train.seed for a stand-in).");
   load_model_weights(folder, lm);
-  for (const auto& [name, p] : optimizer.params()) {
-    const std::string base = "/optim/" + name;
-    if (!state.exists(base + "/exp_avg")) continue;  // never updated (no gradient yet)
-    optim::ParamState& s = optimizer.state()[name];
-    s.exp_avg = state.read(base + "/exp_avg").to(p.device());
-    s.exp_avg_sq = state.read(base + "/exp_avg_sq").to(p.device());
-    s.step = state.read(base + "/step").item<int64_t>();
-  }
+  const SavedOptimizer saved(folder, state, format, saved_world);
+  restore_optimizer(saved, optimizer);
+  const int64_t zero_now = optimizer.sharded() ? 1 : 0;
+  if (rank == 0 && (saved.zero() != zero_now || (zero_now + saved.zero() > 0 && saved_world != world)))
+    spdlog::info(
+        "{}: optimizer state re-sharded from dist.zero = {} over {} rank(s) to dist.zero = {} over {} "
+        "(element for element, Note [Re-sharding the optimizer])",
+        folder, saved.zero(), saved.zero() >= 1 ? saved_world : 1, zero_now, zero_now >= 1 ? world : 1);
   RunState run;
   run.step = state.int_attribute("/train", "step");
   at::Generator generator = at::detail::getDefaultCPUGenerator();

@@ -5,6 +5,9 @@
 //     (of their bytes): the frozen weights themselves are not saved.
 //   rank_<r>.h5 (every rank): /train@sampler_state, /rng/cpu (the dropout generator on CPU) and, on GPU
 //   runs, /rng/cuda (the rank's GPU generator: dropout there).
+//   With dist.zero = 1 (/train@zero in state.h5) the moments are not in state.h5: each rank writes its
+//   pieces to its rank_<r>.h5 as /optim/<name>/{exp_avg, exp_avg_sq, step, offset} (ckpt/layout.h, format 3),
+//   and a resume assembles whatever pieces the new layout needs from every saved rank's file.
 #pragma once
 
 #include <cstdint>
@@ -37,10 +40,12 @@ struct TrainingSnapshot {
     std::string name;
     at::Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
+    int64_t offset = 0;  // sharded: the first element of the flattened parameter they cover
   };
   std::vector<Moments> optim;
-  at::Tensor rng;       // the CPU generator's state
-  at::Tensor rng_cuda;  // the training GPU's generator (dropout on CUDA); undefined on CPU runs
+  bool sharded = false;  // dist.zero = 1: `optim` is this rank's shard, written to its rank file
+  at::Tensor rng;        // the CPU generator's state
+  at::Tensor rng_cuda;   // the training GPU's generator (dropout on CUDA); undefined on CPU runs
   std::string config_text, llm_label, llm_hash, llm_tensors;
 };
 
@@ -53,6 +58,10 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
 
 // Loads the trainable parameters and buffers of `lm` from a checkpoint's state.h5 (for export, evaluation).
 void load_model_weights(const std::string& folder, model::SpeechLM& lm);
+
+// Restores only the optimizer's moments from a checkpoint, whatever layout it was saved in and whatever
+// layout `optimizer` has now (Note [Re-sharding the optimizer]). Returns the saved dist.zero.
+int64_t restore_optimizer_state(const std::string& folder, optim::AdamW& optimizer);
 
 // The resolved config text a checkpoint was trained with.
 std::string checkpoint_config(const std::string& folder);
