@@ -9,11 +9,14 @@ need_root_and_tools() {  # tools...
   done
 }
 
-# Removes the test hosts and checks that nothing is left: no namespace, no process inside one.
+# Removes the test hosts and checks that nothing is left: no namespace, no process inside one, no mount
+# (the namespace files, the bind-mounted hosts files and node /tmp folders live in private mount namespaces).
 remove_cluster() {
   "$cluster" down || { echo "FAIL: the test hosts were not removed"; exit 1; }
   local left; left=$(ip netns list | grep -c '^vtb-node' || true)
   ((left == 0)) || { echo "FAIL: $left test namespaces left behind"; exit 1; }
+  if pgrep -fa "orted|$cluster (on|agent)"; then echo "FAIL: processes left behind (above)"; exit 1; fi
+  if grep -E 'vtb-node|/etc/netns/vtb' /proc/self/mountinfo; then echo "FAIL: mounts left behind (above)"; exit 1; fi
 }
 
 fail() {

@@ -15,12 +15,8 @@ mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
 conf=$dir/slurm.conf
 export SLURM_CONF=$conf
 
-wait_for() {  # seconds, description, command...
-  local limit=$1 what=$2; shift 2
-  for ((i = 0; i < limit * 10; ++i)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "slurm_cluster: $what did not happen within ${limit}s" >&2
-  return 1
-}
+me=slurm_cluster
+source "$here/../slurm/slurm_common.sh"
 start_slurmd() {  # node
   # Each node's own TmpFS, as on a cluster (Slurm's PMIx plugin puts per-step folders there, named by
   # job and step only: two nodes sharing one would collide).
@@ -32,8 +28,7 @@ case $cmd in
 start)
   # Both nodes are this machine: the same CPUs and memory (a little under it, so no node drains).
   node=$(slurmd -C | head -1 | awk '{for (i = 2; i <= NF; ++i) { if ($i ~ /^RealMemory=/) { split($i, a, "="); $i = "RealMemory=" int(a[2] * 0.45) } if ($i !~ /^UpTime/) printf " %s", $i } }')
-  mkdir -p "$dir"/{state,spool/node1,spool/node2,tmp/node1,tmp/node2,log,run} /run/munge /run/vtb-node-tmp
-  chown munge:munge /run/munge
+  mkdir -p "$dir"/{state,spool/node1,spool/node2,tmp/node1,tmp/node2,log,run} /run/vtb-node-tmp
   cat >"$conf" <<CONF
 ClusterName=vtbnodes
 SlurmctldHost=node1(192.0.2.1)
@@ -69,12 +64,7 @@ NodeName=node1 NodeAddr=192.0.2.1$node
 NodeName=node2 NodeAddr=192.0.2.2$node
 PartitionName=nodes Nodes=node1,node2 Default=YES MaxTime=INFINITE State=UP
 CONF
-  if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-    # munged runs as munge and writes its pid file itself: a folder it owns (it cannot write run/).
-    mkdir -p "$dir/run/munge" && chown munge:munge "$dir/run/munge"
-    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=$dir/run/munge/munged.pid" || true
-    wait_for 10 "munged answering" bash -c 'munge -n | unmunge'
-  fi
+  start_munged
   "$cluster" on node1 slurmctld -c -f "$conf"
   wait_for 20 "slurmctld UP" "$cluster" on node1 sh -c 'scontrol ping | grep -q "is UP"'
   start_slurmd node1
@@ -91,7 +81,7 @@ stop)
   done
   rmdir /run/vtb-node-tmp 2>/dev/null || true
   # munged only if this script started it.
-  [[ -f $dir/run/munge/munged.pid ]] && kill "$(cat "$dir/run/munge/munged.pid")" 2>/dev/null || true
+  [[ -f $(munged_pid_file) ]] && kill "$(cat "$(munged_pid_file)")" 2>/dev/null || true
   ;;
 *) echo "usage: slurm_cluster.sh start|slurmd|stop DIR" >&2; exit 2 ;;
 esac

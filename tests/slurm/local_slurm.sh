@@ -10,12 +10,8 @@ mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
 conf=$dir/slurm.conf
 export SLURM_CONF=$conf
 
-wait_for() {  # seconds, description, command...
-  local limit=$1 what=$2; shift 2
-  for ((i = 0; i < limit * 10; ++i)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "local_slurm: $what did not happen within ${limit}s" >&2
-  return 1
-}
+me=local_slurm
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_common.sh"
 
 stop_pid_file() {
   local f=$1
@@ -33,8 +29,7 @@ start)
   host=$(hostname)
   # The node as slurmd sees it; RealMemory a little under the detected value so the node never drains.
   node=$(slurmd -C | head -1 | awk '{for (i = 1; i <= NF; ++i) if ($i ~ /^RealMemory=/) { split($i, a, "="); $i = "RealMemory=" int(a[2] * 0.9) } print}')
-  mkdir -p "$dir"/{state,spool,log,run} /run/munge
-  chown munge:munge /run/munge
+  mkdir -p "$dir"/{state,spool,log,run}
   cat >"$conf" <<CONF
 ClusterName=vtbtest
 SlurmctldHost=$host
@@ -66,12 +61,7 @@ MinJobAge=300
 $node
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
-  if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-    # munged runs as munge and writes its pid file itself: a folder it owns (it cannot write run/).
-    mkdir -p "$dir/run/munge" && chown munge:munge "$dir/run/munge"
-    su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=$dir/run/munge/munged.pid" || true
-    wait_for 10 "munged answering" bash -c 'munge -n | unmunge'
-  fi
+  start_munged
   slurmctld -c -f "$conf"
   wait_for 20 "slurmctld UP" bash -c 'scontrol ping | grep -q "is UP"'
   slurmd -f "$conf"
@@ -87,7 +77,7 @@ stop)
   stop_pid_file "$dir/run/slurmd.pid"
   stop_pid_file "$dir/run/slurmctld.pid"
   pkill -f slurmstepd 2>/dev/null || true
-  stop_pid_file "$dir/run/munge/munged.pid"
+  stop_pid_file "$(munged_pid_file)"
   ;;
 *) echo "usage: local_slurm.sh start|stop DIR" >&2; exit 2 ;;
 esac
