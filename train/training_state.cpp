@@ -49,7 +49,6 @@ class SavedOptimizer {
         shards_.push_back(std::make_unique<ckpt::Hdf5Reader>(ckpt::rank_file(folder, static_cast<int>(r))));
   }
   int64_t zero() const { return zero_; }
-  int64_t saved_ranks() const { return zero_ >= 1 ? static_cast<int64_t>(shards_.size()) : 1; }
 
   SavedMoments read(const std::string& name, int64_t numel) const {
     const std::string base = "/optim/" + name;
