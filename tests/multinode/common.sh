@@ -1,5 +1,9 @@
 # Shared by the multinode tests (sourced): the checks before a test, its cleanup, and comparisons.
-# Expects: vtb, work, cluster (cluster.sh's path) set by the test.
+# Expects: vtb (absolute), here (tests/multinode) and work set by the test.
+
+cluster=$here/cluster.sh
+vtb_run=$(dirname "$vtb")/vtb-run
+timeout_s=5  # dist.timeout_s of every run the tests break
 
 need_root_and_tools() {  # tools...
   if (($(id -u) != 0)); then echo "SKIP: needs root (network namespaces)"; exit 77; fi

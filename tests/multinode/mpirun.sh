@@ -19,10 +19,6 @@
 set -uo pipefail
 vtb=$(realpath "$1") src=$(realpath "$2") work=$3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cluster=$here/cluster.sh
-vtb_run=$(dirname "$vtb")/vtb-run
-timeout_s=5
-
 source "$here/common.sh"
 need_root_and_tools ip nft nsenter unshare mpirun
 

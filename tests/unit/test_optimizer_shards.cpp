@@ -154,12 +154,17 @@ void expect_restored(const std::string& folder, const std::map<std::string, at::
   }
 }
 
-TEST(ShardedAdamW, MomentsSurviveAnyReshardingElementForElement) {
-  std::map<std::string, at::Tensor> m, v;
+// Moments to save: random, so every element is told apart from its neighbours.
+void random_moments(std::map<std::string, at::Tensor>& m, std::map<std::string, at::Tensor>& v) {
   for (const auto& [name, p] : make_params()) {
     m[name] = torch::randn(p.sizes());
     v[name] = torch::rand(p.sizes());
   }
+}
+
+TEST(ShardedAdamW, MomentsSurviveAnyReshardingElementForElement) {
+  std::map<std::string, at::Tensor> m, v;
+  random_moments(m, v);
   const std::string root = (fs::temp_directory_path() / "vtb_test_optimizer_shards").string();
   save_moments(root + "/w2", m, v, 2, true);      // saved by 2 ranks, sharded
   expect_restored(root + "/w2", m, v, 3, true);   // 2 → 3
@@ -174,10 +179,7 @@ TEST(ShardedAdamW, MomentsSurviveAnyReshardingElementForElement) {
 
 TEST(ShardedAdamW, AMissingShardIsAnError) {
   std::map<std::string, at::Tensor> m, v;
-  for (const auto& [name, p] : make_params()) {
-    m[name] = torch::randn(p.sizes());
-    v[name] = torch::rand(p.sizes());
-  }
+  random_moments(m, v);
   const std::string folder = (fs::temp_directory_path() / "vtb_test_optimizer_shards_missing").string();
   save_moments(folder, m, v, 3, true);
   save_moments(folder + ".other", m, v, 2, true);
