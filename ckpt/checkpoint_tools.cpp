@@ -79,7 +79,7 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
       const at::Tensor t = r.read(name);
       elements += t.numel();
       out << "  " << name << "  " << at::toString(t.scalar_type()) << " " << t.sizes();
-      // A shard of the optimizer (dist.zero = 1): where its piece starts in the flattened parameter.
+      // A shard of the optimizer (dist.zero 1 or 2): where its piece starts in the flattened parameter.
       if (name.size() > 7 && name.compare(name.size() - 7, 7, "/offset") == 0) out << " = " << t.item<int64_t>();
       out << "\n";
     }

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -33,6 +34,23 @@ std::string dtype_name(c10::ScalarType t) {
     default:
       return at::toString(t);
   }
+}
+
+void check_reduce_scatter_shapes(const at::Tensor& t, const at::Tensor& out, int ranks) {
+  if (!t.defined() || !out.defined()) throw std::invalid_argument("reduce_scatter: undefined tensor");
+  if (t.numel() % ranks != 0)
+    throw std::invalid_argument("reduce_scatter: " + std::to_string(t.numel()) + " elements do not split evenly over " +
+                                std::to_string(ranks) + " ranks");
+  if (out.numel() != t.numel() / ranks || out.scalar_type() != t.scalar_type())
+    throw std::invalid_argument("reduce_scatter: the output holds " + std::to_string(out.numel()) + " " +
+                                dtype_name(out.scalar_type()) + " elements; one rank's chunk is " +
+                                std::to_string(t.numel() / ranks) + " " + dtype_name(t.scalar_type()));
+}
+
+at::Tensor Communicator::reduce_scatter(const at::Tensor& t, ReduceOp op) {
+  at::Tensor out = at::empty({t.numel() / std::max(1, size())}, t.options());
+  reduce_scatter_async(t, out, op)->wait();
+  return out;
 }
 
 std::vector<bool> any_rank(Communicator& comm, const std::vector<bool>& mine) {

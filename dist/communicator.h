@@ -36,7 +36,8 @@ class Communicator {
   virtual std::string backend() const = 0;  // "mpi" or "nccl"
   virtual c10::Device device() const = 0;   // where its tensors must live
 
-  // In place on `t` (contiguous). Supported dtypes: float32, float64, bfloat16, int64.
+  // In place on `t` (contiguous). Supported dtypes: float32, float64, bfloat16, int64. The communicator keeps
+  // `t` alive until the collective is done.
   virtual std::shared_ptr<Work> allreduce_async(at::Tensor t, ReduceOp op) = 0;
   void allreduce(at::Tensor& t, ReduceOp op) { allreduce_async(t, op)->wait(); }
 
@@ -46,11 +47,18 @@ class Communicator {
   // Returns [size(), ...t.shape]: every rank's tensor, stacked in rank order.
   virtual at::Tensor allgather(const at::Tensor& t) = 0;
 
-  // `t` has size() * k elements; returns rank r's reduced chunk [k] (elements r*k .. r*k+k-1).
-  virtual at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp op) = 0;
+  // `t` (contiguous) has size() * k elements; `out` (contiguous, k elements, not overlapping `t`) receives
+  // rank r's reduced chunk (elements r*k .. r*k+k-1). Neither may be touched until wait(); the caller may
+  // drop them: like allreduce_async, the communicator keeps its tensors alive until the collective is done.
+  virtual std::shared_ptr<Work> reduce_scatter_async(at::Tensor t, at::Tensor out, ReduceOp op) = 0;
+  // The same, returning rank r's chunk [k].
+  at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp op);
 
   virtual void barrier() = 0;
 };
+
+// Throws unless `t` splits into `ranks` equal chunks and `out` has one chunk's elements and t's dtype.
+void check_reduce_scatter_shapes(const at::Tensor& t, const at::Tensor& out, int ranks);
 
 // "float32", "bfloat16", "int64", ...: the names people know, for messages and reports.
 std::string dtype_name(c10::ScalarType t);

@@ -29,7 +29,7 @@ std::vector<std::vector<size_t>> plan_buckets(const std::vector<TensorFootprint>
 }
 
 GradientBucketer::GradientBucketer(NamedTensors params, Communicator& comm, BucketOptions options)
-    : params_(std::move(params)), comm_(comm) {
+    : params_(std::move(params)), comm_(comm), scatter_(options.scatter) {
   verify_same_parameters(comm_, params_);
 
   std::vector<TensorFootprint> footprints;
@@ -45,18 +45,18 @@ GradientBucketer::GradientBucketer(NamedTensors params, Communicator& comm, Buck
   slots_.resize(params_.size());
   for (const auto& indices : plan_buckets(footprints, options)) {
     Bucket b;
-    int64_t numel = 0;
-    for (size_t i : indices) numel += params_[i].second.numel();
-    const at::Tensor& first = params_[indices.front()].second;
-    b.buffer = at::zeros({numel}, first.options().requires_grad(false));
-    int64_t offset = 0;
     for (size_t i : indices) {
-      const at::Tensor& p = params_[i].second;
       slots_[i].bucket = buckets_.size();
-      slots_[i].view = b.buffer.narrow(0, offset, p.numel()).view(p.sizes());
-      offset += p.numel();
+      slots_[i].offset = b.numel;
+      b.numel += params_[i].second.numel();
     }
+    b.options = params_[indices.front()].second.options().requires_grad(false);
     b.params = indices;
+    if (scatter_) {
+      b.piece = at::zeros({(b.numel + comm_.size() - 1) / comm_.size()}, b.options);
+    } else {
+      allocate(b);
+    }
     buckets_.push_back(std::move(b));
   }
 
@@ -85,8 +85,22 @@ std::vector<std::string> GradientBucketer::bucket_names(size_t b) const {
 }
 
 size_t GradientBucketer::bucket_bytes(size_t b) const {
-  const at::Tensor& buf = buckets_.at(b).buffer;
-  return static_cast<size_t>(buf.numel()) * buf.element_size();
+  const Bucket& bucket = buckets_.at(b);
+  return static_cast<size_t>(bucket.numel) * c10::elementSize(c10::typeMetaToScalarType(bucket.options.dtype()));
+}
+
+void GradientBucketer::allocate(Bucket& b) {
+  const int64_t padded = scatter_ ? b.piece.numel() * comm_.size() : b.numel;
+  b.buffer = at::zeros({padded}, b.options);
+  for (size_t i : b.params) {
+    const at::Tensor& p = params_[i].second;
+    slots_[i].view = b.buffer.narrow(0, slots_[i].offset, p.numel()).view(p.sizes());
+  }
+}
+
+void GradientBucketer::release(Bucket& b) {
+  b.buffer = at::Tensor();
+  for (size_t i : b.params) slots_[i].view = at::Tensor();
 }
 
 void GradientBucketer::prepare(bool sync) {
@@ -120,6 +134,7 @@ void GradientBucketer::on_gradient_accumulated(size_t i) {
 
 void GradientBucketer::mark_ready(size_t i) {
   Slot& s = slots_[i];
+  if (scatter_ && !buckets_[s.bucket].buffer.defined()) allocate(buckets_[s.bucket]);
   if (!grad_is_view(i)) {
     c10::AutoGradMode no_grad(false);
     const at::Tensor& grad = params_[i].second.grad();
@@ -129,6 +144,7 @@ void GradientBucketer::mark_ready(size_t i) {
       s.view.zero_();  // no gradient on this rank: it contributes zeros to the average
     }
   }
+  if (scatter_) params_[i].second.mutable_grad() = at::Tensor();  // its average will be in a piece
   s.ready = true;
   --buckets_[s.bucket].pending;
 }
@@ -136,7 +152,12 @@ void GradientBucketer::mark_ready(size_t i) {
 void GradientBucketer::launch_ready_buckets() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
     Bucket& b = buckets_[next_launch_++];
-    b.work = comm_.allreduce_async(b.buffer, ReduceOp::Avg);
+    if (!scatter_) {
+      b.work = comm_.allreduce_async(b.buffer, ReduceOp::Avg);
+      continue;
+    }
+    b.work = comm_.reduce_scatter_async(b.buffer, b.piece, ReduceOp::Avg);
+    release(b);
   }
 }
 
@@ -154,13 +175,18 @@ void GradientBucketer::finish() {
     b.work->wait();
     b.work.reset();
   }
-  for (size_t i = 0; i < slots_.size(); ++i)
-    if (!grad_is_view(i)) params_[i].second.mutable_grad() = slots_[i].view;
+  if (!scatter_)
+    for (size_t i = 0; i < slots_.size(); ++i)
+      if (!grad_is_view(i)) params_[i].second.mutable_grad() = slots_[i].view;
   sync_ = false;
 }
 
 void GradientBucketer::zero_grad() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (scatter_) {  // the pieces are overwritten by the next reduction
+    for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
+    return;
+  }
   for (auto& b : buckets_) b.buffer.zero_();
   for (size_t i = 0; i < slots_.size(); ++i)
     if (!grad_is_view(i)) params_[i].second.mutable_grad() = slots_[i].view;

@@ -18,6 +18,14 @@
 //     text-only batch) contribute their accumulated .grad or zeros, remaining buckets launch in order,
 //     every bucket is awaited, and each parameter's .grad is the bucket view holding the average.
 // On non-syncing micro-steps (gradient accumulation) hooks do nothing and .grad accumulates locally.
+//
+// Note [Scattered buckets] (dist.zero = 2, BucketOptions::scatter): a bucket's buffer is padded to size()
+// equal pieces (Note [Optimizer shards]) and exists only while its gradients arrive: allocated when the first
+// of them does, each parameter's .grad is copied in and freed (set to none), and when the bucket is launched
+// it is reduce-scattered into this rank's persistent piece and dropped (the communicator keeps it alive
+// until the reduction is done). After finish() every .grad is none and gradient_piece(b) holds the average
+// of this rank's piece of bucket b; between steps a rank holds 1/size() of the gradients. Peak memory
+// during backward is bounded by the buckets still in flight, not by all of them.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -39,6 +47,7 @@ namespace vtb::dist {
 struct BucketOptions {
   size_t first_bucket_bytes = size_t{1} << 20;  // dist.first_bucket_mib
   size_t bucket_bytes = size_t{25} << 20;       // dist.bucket_mib
+  bool scatter = false;                         // dist.zero = 2: Note [Scattered buckets]
 };
 
 // What plan_buckets needs to know of a parameter.
@@ -72,22 +81,32 @@ class GradientBucketer {
   size_t bucket_count() const { return buckets_.size(); }
   std::vector<std::string> bucket_names(size_t b) const;  // parameter names in bucket b
   const std::vector<size_t>& bucket_params(size_t b) const { return buckets_[b].params; }  // their indices
-  size_t bucket_bytes(size_t b) const;
+  size_t bucket_bytes(size_t b) const;  // of its parameters' gradients (without padding)
+  // Scatter mode, after finish(): the averaged gradient of elements [rank·k, rank·k + k) of bucket b, where
+  // k = ceil(bucket elements / size()); elements past the bucket's end are zero.
+  const at::Tensor& gradient_piece(size_t b) const { return buckets_.at(b).piece; }
+  bool scatters() const { return scatter_; }
   size_t unused_in_last_step() const { return unused_last_; }  // parameters with no gradient at finish()
 
  private:
   struct Slot {
     size_t bucket = 0;
-    at::Tensor view;  // this parameter's place in the bucket buffer, shaped like the parameter
+    int64_t offset = 0;  // in the bucket
+    at::Tensor view;     // this parameter's place in the bucket buffer, shaped like the parameter
     bool ready = false;
   };
   struct Bucket {
-    at::Tensor buffer;  // flat
+    at::Tensor buffer;  // flat; scatter mode: padded to size() pieces, defined only while gradients arrive
+    at::Tensor piece;   // scatter mode: this rank's averaged piece
+    int64_t numel = 0;  // of its parameters
+    at::TensorOptions options;
     std::vector<size_t> params;
     size_t pending = 0;  // parameters whose gradient has not arrived yet
     std::shared_ptr<Work> work;
   };
 
+  void allocate(Bucket& b);  // the buffer and its views
+  void release(Bucket& b);
   void on_gradient_accumulated(size_t i);
   void mark_ready(size_t i);    // caller holds mu_
   void launch_ready_buckets();  // caller holds mu_
@@ -95,6 +114,7 @@ class GradientBucketer {
 
   NamedTensors params_;
   Communicator& comm_;
+  bool scatter_ = false;
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
   // Kept alive: hooks live on them (a shared_ptr in LibTorch 1.13, an intrusive_ptr in 2.14).

@@ -216,21 +216,22 @@ at::Tensor MpiCommunicator::allgather(const at::Tensor& t) {
   return out;
 }
 
-at::Tensor MpiCommunicator::reduce_scatter(const at::Tensor& t, ReduceOp op) {
+std::shared_ptr<Work> MpiCommunicator::reduce_scatter_async(at::Tensor t, at::Tensor out, ReduceOp op) {
   check_tensor(t, "reduce_scatter");
+  check_tensor(out, "reduce_scatter");
   check_avg(t, op);
-  if (t.numel() % size_ != 0)
-    throw std::invalid_argument("reduce_scatter: " + std::to_string(t.numel()) + " elements do not split evenly over " +
-                                std::to_string(size_) + " ranks");
-  at::Tensor out = at::empty({t.numel() / size_}, t.options());
-  submit("reduce_scatter", t, [this, t, out, op]() mutable {
+  check_reduce_scatter_shapes(t, out, size_);
+  auto body = [this, t, out, op]() mutable {
     const int n = checked_count(out.numel(), "reduce_scatter");
+    MPI_Request request;  // Note [Rendezvous before allreduce]
+    check_mpi(MPI_Ibarrier(comm_, &request), "Ibarrier");
+    wait_without_spinning(request, "Ibarrier");
     check_mpi(MPI_Reduce_scatter_block(t.data_ptr(), out.data_ptr(), n, mpi_type(t.scalar_type()),
                                        mpi_sum(t.scalar_type()), comm_),
               "Reduce_scatter_block");
     if (op == ReduceOp::Avg) out.div_(size_);
-  }).get();
-  return out;
+  };
+  return std::make_shared<MpiWork>(submit("reduce_scatter", t, std::move(body)));
 }
 
 void MpiCommunicator::barrier() {

@@ -34,7 +34,7 @@ class MpiCommunicator final : public Communicator {
   std::shared_ptr<Work> allreduce_async(at::Tensor t, ReduceOp op) override;
   void broadcast(at::Tensor& t, int root) override;
   at::Tensor allgather(const at::Tensor& t) override;
-  at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp op) override;
+  std::shared_ptr<Work> reduce_scatter_async(at::Tensor t, at::Tensor out, ReduceOp op) override;
   void barrier() override;
 
  private:

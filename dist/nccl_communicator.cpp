@@ -123,17 +123,16 @@ class NcclCommunicator final : public Communicator {
     return out;
   }
 
-  at::Tensor reduce_scatter(const at::Tensor& t, ReduceOp op) override {
+  std::shared_ptr<Work> reduce_scatter_async(at::Tensor t, at::Tensor out, ReduceOp op) override {
     check(t, "reduce_scatter");
-    if (t.numel() % size_ != 0) throw std::invalid_argument("reduce_scatter: elements do not split evenly over ranks");
-    at::Tensor out = at::empty({t.numel() / size_}, t.options());
+    check(out, "reduce_scatter");
+    check_reduce_scatter_shapes(t, out, size_);
     enter(t);
     c10::cuda::CUDACachingAllocator::recordStream(out.storage().data_ptr(), stream_);
     check_nccl(ncclReduceScatter(t.data_ptr(), out.data_ptr(), out.numel(), nccl_type(t.scalar_type()), nccl_op(op),
                                  comm_, stream_.stream()),
                "ReduceScatter");
-    leave("reduce_scatter", t)->wait();
-    return out;
+    return leave("reduce_scatter", t);
   }
 
   void barrier() override {

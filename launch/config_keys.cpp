@@ -59,8 +59,9 @@ void declare_config_keys(boost::program_options::options_description& options) {
        "size of the first gradient bucket (small, so reduction starts early in backward)")
       ("dist.bucket_mib", po::value<double>()->default_value(mib(t.buckets.bucket_bytes))->notifier(positive()), "size of the other gradient buckets")
       ("dist.zero", po::value<int64_t>()->default_value(t.zero)->notifier([](const int64_t& v) {
-         if (v < 0 || v > 1) throw OutOfRange("must be 0 or 1 (2, gradients reduce-scattered, is not built yet)"); }),
-       "0: every rank holds all AdamW state; 1: AdamW state sharded over the ranks (ZeRO-1, Note [Optimizer shards])")
+         if (v < 0 || v > 2) throw OutOfRange("must be 0, 1 or 2"); }),
+       "0: every rank holds all AdamW state and gradients; 1: AdamW state sharded over the ranks (ZeRO-1, Note "
+       "[Optimizer shards]); 2: and the averaged gradients, buckets reduce-scattered (ZeRO-2, Note [Scattered buckets])")
       // [features]: log-mel front end (docs/design.md §2); the rest of the recipe is fixed (data/features.h)
       ("features.n_mels", po::value<int64_t>()->default_value(f.n_mels)->notifier(at_least<int64_t>(1)), "mel bins (must equal encoder.n_mels)")
       ("features.pad_mode", po::value<std::string>()->default_value(choice_name(f.pad_mode, data::kPadModes)),

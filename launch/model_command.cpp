@@ -22,13 +22,14 @@ std::string with_commas(int64_t n) {
 
 // Model state per rank in GB (1e9 bytes), as vtb holds it: float32 trainable parameters (their own master
 // copy), float32 gradients, two float32 AdamW moments, the frozen LLM in float32 (bf16 is an autocast, not
-// a copy). dist.zero = 1 shards the moments, 2 (not built yet) the gradients too (Note [Optimizer shards]:
-// 1/N of every bucket, so 1/N here). Activations, the data pipeline and allocator slack are not counted.
+// a copy). dist.zero = 1 shards the moments, 2 the averaged gradients too (Note [Optimizer shards]: 1/N of
+// every bucket, so 1/N here; Note [Scattered buckets]: between steps — during backward the buckets in flight
+// are held whole). Activations, the data pipeline and allocator slack are not counted.
 void print_memory(int64_t trainable, int64_t frozen, int64_t ranks) {
   const double gb = 4 / 1e9, n = static_cast<double>(ranks);
   const double params = trainable * gb, grads = trainable * gb, moments = 2 * trainable * gb, llm = frozen * gb;
   std::cout << fmt::format("\nmodel state per rank, {} rank(s), GB {:>13} {:>13} {:>13}\n", ranks, "dist.zero 0",
-                           "dist.zero 1", "dist.zero 2*");
+                           "dist.zero 1", "dist.zero 2");
   auto line = [](const std::string& what, double a, double b, double c) {
     std::cout << fmt::format("{:<36} {:>13.2f} {:>13.2f} {:>13.2f}\n", what, a, b, c);
   };
@@ -38,8 +39,8 @@ void print_memory(int64_t trainable, int64_t frozen, int64_t ranks) {
   line("frozen LLM (float32)", llm, llm, llm);
   line("total", params + grads + moments + llm, params + grads + moments / n + llm,
        params + grads / n + moments / n + llm);
-  std::cout << "* dist.zero 2 (gradients reduce-scattered) is an estimate: not built yet. Activations are not "
-               "counted.\n";
+  std::cout << "dist.zero 2: gradients between steps; during backward the buckets in flight are held whole. "
+               "Activations are not counted.\n";
 }
 
 }  // namespace

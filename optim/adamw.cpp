@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <stdexcept>
 
 namespace vtb::optim {
 
@@ -17,42 +18,54 @@ AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOption
 }
 
 void AdamW::shard(const ShardLayout& layout) {
-  sharded_ = true;
+  zero_ = layout.zero;
   piece_.clear();
   for (const ShardPiece& piece : layout.mine) piece_[piece.param] = piece;  // at most one per parameter
 }
 
 void AdamW::step(double lr) {
   c10::AutoGradMode no_grad(false);
-  const double b1 = options_.beta1, b2 = options_.beta2;
   for (size_t k = 0; k < params_.size(); ++k) {
-    const std::string& name = params_[k].first;
     at::Tensor p = params_[k].second, g = params_[k].second.grad();
     if (!g.defined()) continue;
     int64_t offset = 0;
-    if (sharded_) {  // the owned elements: views, so the update lands in the parameter
+    if (sharded()) {  // the owned elements: views, so the update lands in the parameter
       const auto it = piece_.find(k);
       if (it == piece_.end()) continue;
       offset = it->second.offset;
       p = p.view({-1}).narrow(0, offset, it->second.length);
       g = g.reshape({-1}).narrow(0, offset, it->second.length);
     }
-    ParamState& s = state_[name];
-    if (!s.exp_avg.defined()) {
-      s.exp_avg = at::zeros_like(p);
-      s.exp_avg_sq = at::zeros_like(p);
-      s.offset = offset;
-    }
-    ++s.step;
-    if (decay_[name] && options_.weight_decay > 0) p.mul_(1 - lr * options_.weight_decay);
-    s.exp_avg.mul_(b1).add_(g, 1 - b1);
-    s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2);
-    const double bias1 = 1 - std::pow(b1, static_cast<double>(s.step));
-    const double bias2 = 1 - std::pow(b2, static_cast<double>(s.step));
-    // As PyTorch: denom = sqrt(v)/sqrt(bias2) + eps; p -= (lr/bias1) · m / denom.
-    at::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(options_.eps);
-    p.addcdiv_(s.exp_avg, denom, -lr / bias1);
+    update(params_[k].first, p, g, offset, lr);
   }
+}
+
+void AdamW::step(double lr, const std::vector<at::Tensor>& bucket_grads) {
+  if (!sharded()) throw std::logic_error("AdamW::step with gradient pieces needs a sharded optimizer");
+  c10::AutoGradMode no_grad(false);
+  for (const auto& [k, piece] : piece_) {  // parameter order, as step(lr)
+    const at::Tensor p = params_[k].second.view({-1}).narrow(0, piece.offset, piece.length);
+    update(params_[k].first, p, bucket_grads.at(piece.bucket).narrow(0, piece.at, piece.length), piece.offset, lr);
+  }
+}
+
+void AdamW::update(const std::string& name, at::Tensor p, const at::Tensor& g, int64_t offset, double lr) {
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  ParamState& s = state_[name];
+  if (!s.exp_avg.defined()) {
+    s.exp_avg = at::zeros_like(p);
+    s.exp_avg_sq = at::zeros_like(p);
+    s.offset = offset;
+  }
+  ++s.step;
+  if (decay_[name] && options_.weight_decay > 0) p.mul_(1 - lr * options_.weight_decay);
+  s.exp_avg.mul_(b1).add_(g, 1 - b1);
+  s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2);
+  const double bias1 = 1 - std::pow(b1, static_cast<double>(s.step));
+  const double bias2 = 1 - std::pow(b2, static_cast<double>(s.step));
+  // As PyTorch: denom = sqrt(v)/sqrt(bias2) + eps; p -= (lr/bias1) · m / denom.
+  at::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(options_.eps);
+  p.addcdiv_(s.exp_avg, denom, -lr / bias1);
 }
 
 void AdamW::zero_grad() {
@@ -69,11 +82,16 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   }
   if (!total.defined()) return 0;
   const double norm = std::sqrt(total.item<double>());
-  if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
-  const double scale = max_norm / (norm + 1e-6);  // as torch.nn.utils.clip_grad_norm_
-  for (const auto& p : params)
-    if (p.grad().defined()) p.grad().mul_(scale);
+  const double scale = clip_coefficient(norm, max_norm);
+  if (scale != 1)
+    for (const auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(scale);
   return norm;
+}
+
+double clip_coefficient(double norm, double max_norm) {
+  if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return 1;
+  return max_norm / (norm + 1e-6);  // as torch.nn.utils.clip_grad_norm_
 }
 
 double warmup_cosine(int64_t step, double peak, double floor, int64_t warmup, int64_t total) {

@@ -37,7 +37,8 @@ class AdamW {
   // From now on update only this rank's pieces of the parameters (Note [Optimizer shards]); the moments
   // cover those pieces only. Call before the first step or before state is restored.
   void shard(const ShardLayout& layout);
-  bool sharded() const { return sharded_; }
+  bool sharded() const { return zero_ >= 1; }
+  int zero() const { return zero_; }  // the layout's dist.zero; 0 unsharded
   // Sharded: the piece of parameter k this rank owns, or nullptr.
   const ShardPiece* piece(size_t k) const {
     const auto it = piece_.find(k);
@@ -46,6 +47,9 @@ class AdamW {
 
   // One update at learning rate `lr`. Parameters without a gradient are left alone (as PyTorch does).
   void step(double lr);
+  // Sharded, with this rank's averaged gradient pieces instead of .grad (dist.zero = 2): bucket_grads[b] is
+  // the piece of bucket b (GradientBucketer::gradient_piece). Every owned piece is updated.
+  void step(double lr, const std::vector<at::Tensor>& bucket_grads);
   void zero_grad();  // sets gradients to none
 
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
@@ -57,7 +61,9 @@ class AdamW {
   std::map<std::string, bool> decay_;
   std::map<std::string, ParamState> state_;
   AdamWOptions options_;
-  bool sharded_ = false;
+  // One update of `p` (a parameter or its owned elements) with gradient `g`; `offset` as ParamState's.
+  void update(const std::string& name, at::Tensor p, const at::Tensor& g, int64_t offset, double lr);
+  int zero_ = 0;
   std::map<size_t, ShardPiece> piece_;  // sharded: parameter index → the piece this rank owns
 };
 
@@ -68,6 +74,8 @@ bool default_decays(const std::string& name, const at::Tensor& t);
 // Scales all gradients so their global L2 norm is at most `max_norm` (≤ 0: no clipping). Returns the norm
 // before clipping, in float64; non-finite when some gradient is (nothing is scaled then).
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+// The factor clip_grad_norm scales by for a gradient of global norm `norm`: 1 when it does not clip.
+double clip_coefficient(double norm, double max_norm);
 
 // Linear warmup from 0 to `peak` over `warmup` steps, then cosine decay to `floor` at `total` steps, flat
 // after. `step` counts from 1 (the first update).

@@ -28,6 +28,7 @@ struct ShardPiece {
 
 struct ShardLayout {
   int world = 1, rank = 0;
+  int zero = 1;                              // dist.zero: 1 (moments sharded) or 2 (gradients too); same layout
   std::vector<std::vector<size_t>> buckets;  // parameter indices per bucket, in bucket order
   std::vector<int64_t> piece_numel;          // per bucket: ceil(bucket elements / world)
   std::vector<ShardPiece> mine;              // this rank's pieces, bucket by bucket

@@ -9,6 +9,8 @@
 #      adapter, LoRA rank 32 fused; reports step time, tokens/s, audio s/s, peak GPU memory and MFU;
 #   4. checks a CUDA resume (configs/small.ini, dropout on, run.deterministic): 10 steps + a SIGKILL + a
 #      resume equals 20 straight steps bit for bit in every loss;
+#   5. runs those 20 steps again with dist.zero = 2 (NCCL reduce-scatter into gradient pieces, sharded AdamW,
+#      all-gather): on one rank every loss equals the straight run's to 1e-6 relative;
 # and prints one table. Needs the Debian packages of scripts/install-deps.sh (run it first where the
 # machine reaches the archive and PyPI). Environment: VTB_TORCH_ENV (the torch venv), PEAK_TFLOPS (dense bf16
 # peak of the GPU; default from its name), GPU_CHECK_DIR (work folder, default runs/gpu-check).
@@ -79,6 +81,10 @@ VTB_FAULT_KILL_AFTER_STEP=13 small resumed && die "the killed run exited 0"
 [[ $(cat resumed/latest) == step_00000010 ]] || die "latest is $(cat resumed/latest), expected step_00000010"
 small resumed || { tail -20 resumed.log; die "the resume"; }
 
+# ---- 5. dist.zero = 2 on NCCL ------------------------------------------------------------------------------------
+log "[$(since) s] dist.zero = 2 on the GPU (small, 1 rank)"
+small zero2 --dist.zero=2 || { tail -20 zero2.log; die "dist.zero = 2 run"; }
+
 # ---- the table ---------------------------------------------------------------------------------------------------
 /usr/bin/python3 - "$work" "$gpu" "$unit_line" "$cuda_ran" "$cuda_skipped" "$(since)" <<'PY'
 import json, statistics, sys
@@ -89,6 +95,9 @@ med = lambda k: statistics.median(l[k] for l in steady)
 def losses(run): return [(l["step"], l["loss"]) for l in map(json.loads, open(f"{work}/{run}/metrics.jsonl"))]
 a, b = losses("straight"), losses("resumed")
 same = a == b and len(a) == 20
+z = losses("zero2")
+zero_rel = max(abs(x[1] - y[1]) / abs(x[1]) for x, y in zip(a, z)) if len(z) == len(a) else float("inf")
+zero_ok = zero_rel <= 1e-6
 rows = [
     ("GPU", gpu),
     ("unit tests", f"{unit_line.strip()} ({cuda_ran} CUDA tests ran)"),
@@ -102,10 +111,11 @@ rows = [
     ("peak GPU memory", f"{max(l['gpu_peak_gib'] for l in lines):.1f} GiB"),
     ("loss step 1 -> 50", f"{lines[0]['loss']:.3f} -> {lines[-1]['loss']:.3f}"),
     ("CUDA resume 10 + 10 vs 20 straight", "bit for bit" if same else f"DIFFERENT: {[(x, y) for x, y in zip(a, b) if x != y][:2]}"),
+    ("dist.zero = 2 vs 0, 20 losses", "bit for bit" if a == z else f"max relative difference {zero_rel:.1e}"),
     ("wall time of this script", f"{elapsed} s"),
 ]
 w = max(len(k) for k, _ in rows)
 print("\n| check | result |\n|---|---|")
 for k, v in rows: print(f"| {k} | {v} |")
-sys.exit(0 if same else 1)
+sys.exit(0 if same and zero_ok else 1)
 PY

@@ -91,6 +91,27 @@ Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double los
   return u;
 }
 
+Update clip_and_step(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer, dist::Communicator& comm,
+                     double clip, double lr, double loss) {
+  c10::AutoGradMode no_grad(false);
+  std::vector<at::Tensor> pieces;
+  at::Tensor sum_sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(comm.device()));
+  for (size_t b = 0; b < bucketer.bucket_count(); ++b) {
+    pieces.push_back(bucketer.gradient_piece(b));
+    sum_sq += pieces.back().to(at::kDouble).pow(2).sum();  // the padding past a bucket's end is zero
+  }
+  comm.allreduce(sum_sq, dist::ReduceOp::Sum);
+  Update u;
+  u.grad_norm = std::sqrt(sum_sq.cpu().item<double>());
+  u.applied = std::isfinite(u.grad_norm) && std::isfinite(loss);
+  if (!u.applied) return u;
+  const double scale = optim::clip_coefficient(u.grad_norm, clip);
+  if (scale != 1)
+    for (auto& piece : pieces) piece.mul_(scale);
+  optimizer.step(lr, pieces);
+  return u;
+}
+
 void gather_parameters(const optim::ShardLayout& layout, const optim::AdamW& optimizer, dist::Communicator& comm) {
   c10::AutoGradMode no_grad(false);
   const auto& params = optimizer.params();

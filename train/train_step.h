@@ -59,7 +59,13 @@ struct Update {
 // so every rank sees the same norm and decides alike.
 Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double loss);
 
-// dist.zero = 1, after an applied step: each rank updated only its pieces; every bucket's pieces are
+// dist.zero = 2: the same from this rank's averaged gradient pieces (Note [Scattered buckets]): the global
+// norm is the square root of every rank's Σg² over its pieces (one float64 allreduce), the pieces are
+// clipped in place and AdamW updates the owned elements from them. Collective.
+Update clip_and_step(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer, dist::Communicator& comm,
+                     double clip, double lr, double loss);
+
+// dist.zero = 1 or 2, after an applied step: each rank updated only its pieces; every bucket's pieces are
 // all-gathered back into the full parameters (Note [Optimizer shards]). Collective.
 void gather_parameters(const optim::ShardLayout& layout, const optim::AdamW& optimizer, dist::Communicator& comm);
 

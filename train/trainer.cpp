@@ -85,20 +85,21 @@ class BadSteps {
   int64_t limit_, in_a_row_ = 0;
 };
 
-// dist.zero = 1: this rank's pieces of every gradient bucket (Note [Optimizer shards]).
+// dist.zero = 1 or 2: this rank's pieces of every gradient bucket (Note [Optimizer shards]).
 optim::ShardLayout shard_optimizer(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer,
-                                   dist::Communicator& comm) {
+                                   dist::Communicator& comm, int zero) {
   std::vector<int64_t> numel;
   for (const auto& named : optimizer.params()) numel.push_back(named.second.numel());
   std::vector<std::vector<size_t>> buckets;
   for (size_t b = 0; b < bucketer.bucket_count(); ++b) buckets.push_back(bucketer.bucket_params(b));
   optim::ShardLayout layout = optim::plan_shards(numel, buckets, comm.size(), comm.rank());
+  layout.zero = zero;
   optimizer.shard(layout);
   int64_t total = 0;
   for (int64_t n : numel) total += n;
   spdlog::info(
-      "dist.zero = 1: AdamW state sharded over {} ranks, {} of {} trainable elements on this rank ({} buckets)",
-      comm.size(), layout.owned(), total, buckets.size());
+      "dist.zero = {}: AdamW state{} sharded over {} ranks, {} of {} trainable elements on this rank ({} buckets)",
+      zero, zero == 2 ? " and averaged gradients" : "", comm.size(), layout.owned(), total, buckets.size());
   return layout;
 }
 
@@ -112,10 +113,12 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
   dist::NamedTensors trainable;
   for (const auto& p : lm->named_parameters())
     if (p.value().requires_grad()) trainable.emplace_back(p.key(), p.value());
-  dist::GradientBucketer bucketer(trainable, comm, s.buckets);
+  dist::BucketOptions buckets = s.buckets;
+  buckets.scatter = s.zero == 2;
+  dist::GradientBucketer bucketer(trainable, comm, buckets);
   optim::AdamW optimizer(trainable, s.adamw);
   std::optional<optim::ShardLayout> shards;
-  if (s.zero >= 1) shards = shard_optimizer(optimizer, bucketer, comm);
+  if (s.zero >= 1) shards = shard_optimizer(optimizer, bucketer, comm, s.zero);
   std::vector<data::LoaderSource> sources = read_sources(s);
   std::vector<std::string> source_names;
   for (const auto& src : sources) source_names.push_back(src.name);
@@ -138,7 +141,8 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
                                             faults.step_options(step, comm.rank(), source_names.size()));
     stats.allreduce(comm);  // the logged loss: Σ CE / N over the job (Note [Loss normalisation])
     // → clip → step (skipped when the loss or the gradient is not finite).
-    const Update update = clip_and_step(optimizer, s.clip, lr, stats.loss_sum);
+    const Update update = s.zero == 2 ? clip_and_step(optimizer, bucketer, comm, s.clip, lr, stats.loss_sum)
+                                      : clip_and_step(optimizer, s.clip, lr, stats.loss_sum);
     if (update.applied && shards) gather_parameters(*shards, optimizer, comm);  // → the full parameters
     bad_steps.count(step, update);
     run.step = step;

@@ -54,7 +54,8 @@ struct TrainSettings {
   double min_duration = 0.1, max_duration = 40;
   bool skip_bad_lines = false;
   dist::BucketOptions buckets;
-  int zero = 0;  // dist.zero: 1 = AdamW state sharded over the ranks (Note [Optimizer shards])
+  int zero = 0;  // dist.zero: 1 = AdamW state sharded over the ranks (Note [Optimizer shards]), 2 = and the
+                 // averaged gradients (Note [Scattered buckets])
 
   // The paper's model: SpeechLMConfig's shapes (Canary-1B encoder, 2-layer adapter, Gemma-1 2B) with
   // LoRA rank 32 on every projection.

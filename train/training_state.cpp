@@ -34,7 +34,7 @@ struct SavedMoments {
   int64_t step = 0;
 };
 
-// Note [Re-sharding the optimizer]: a checkpoint saved with dist.zero = 1 holds each parameter's moments in
+// Note [Re-sharding the optimizer]: a checkpoint saved with dist.zero = 1 or 2 holds each parameter's moments in
 // pieces spread over the saved ranks' files; one saved with 0 holds them whole in state.h5. Either way the
 // whole flattened moments are assembled here (every element from exactly one saved piece, or an error), so
 // any world size and either dist.zero can take from them the pieces it needs: element for element what
@@ -146,7 +146,7 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
   for (const auto& b : lm->named_buffers()) snap.model.emplace_back(b.key(), copy(b.value()));
   for (auto& [name, st] : optimizer.state())
     snap.optim.push_back({name, copy(st.exp_avg), copy(st.exp_avg_sq), st.step, st.offset});
-  snap.sharded = optimizer.sharded();
+  snap.zero = optimizer.zero();
   snap.rng = at::detail::getDefaultCPUGenerator().get_state().to(torch::kLong);
   const c10::Device device = model_device(lm);
   if (device.is_cuda()) snap.rng_cuda = at::globalContext().defaultGenerator(device).get_state().to(torch::kLong);
@@ -166,9 +166,9 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
   if (snap.rank == 0) {
     ckpt::Hdf5Writer out(ckpt::state_file(folder));
     for (const auto& [name, t] : snap.model) out.write("/model/" + name, t);
-    if (!snap.sharded) write_moments(out, snap.optim, /*with_offsets=*/false);
+    if (snap.zero == 0) write_moments(out, snap.optim, /*with_offsets=*/false);
     out.attribute("/", "format_version", ckpt::kFormatVersion);
-    out.attribute("/train", "zero", static_cast<int64_t>(snap.sharded ? 1 : 0));
+    out.attribute("/train", "zero", static_cast<int64_t>(snap.zero));
     out.attribute("/train", "step", snap.run.step);
     out.attribute("/train", "world_size", static_cast<int64_t>(snap.world));
     out.attribute("/train", "config", snap.config_text);
@@ -179,7 +179,7 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
     out.close();
   }
   ckpt::Hdf5Writer out(ckpt::rank_file(folder, snap.rank));
-  if (snap.sharded) write_moments(out, snap.optim, /*with_offsets=*/true);
+  if (snap.zero >= 1) write_moments(out, snap.optim, /*with_offsets=*/true);
   out.attribute("/train", "sampler_state", snap.run.sampler.serialize());
   out.attribute("/train", "step", snap.run.step);
   out.write("/rng/cpu", snap.rng);
@@ -235,7 +235,7 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
   load_model_weights(folder, lm);
   const SavedOptimizer saved(folder, state, format, saved_world);
   restore_optimizer(saved, optimizer);
-  const int64_t zero_now = optimizer.sharded() ? 1 : 0;
+  const int64_t zero_now = optimizer.zero();
   if (rank == 0 && (saved.zero() != zero_now || (zero_now + saved.zero() > 0 && saved_world != world)))
     spdlog::info(
         "{}: optimizer state re-sharded from dist.zero = {} over {} rank(s) to dist.zero = {} over {} "

@@ -5,9 +5,10 @@
 //     (of their bytes): the frozen weights themselves are not saved.
 //   rank_<r>.h5 (every rank): /train@sampler_state, /rng/cpu (the dropout generator on CPU) and, on GPU
 //   runs, /rng/cuda (the rank's GPU generator: dropout there).
-//   With dist.zero = 1 (/train@zero in state.h5) the moments are not in state.h5: each rank writes its
-//   pieces to its rank_<r>.h5 as /optim/<name>/{exp_avg, exp_avg_sq, step, offset} (ckpt/layout.h, format 3),
-//   and a resume assembles whatever pieces the new layout needs from every saved rank's file.
+//   With dist.zero = 1 or 2 (/train@zero in state.h5; the layout is the same for both) the moments are not
+//   in state.h5: each rank writes its pieces to its rank_<r>.h5 as /optim/<name>/{exp_avg, exp_avg_sq, step,
+//   offset} (ckpt/layout.h, format 3), and a resume assembles whatever pieces the new layout needs from every
+//   saved rank's file.
 #pragma once
 
 #include <cstdint>
@@ -43,9 +44,9 @@ struct TrainingSnapshot {
     int64_t offset = 0;  // sharded: the first element of the flattened parameter they cover
   };
   std::vector<Moments> optim;
-  bool sharded = false;  // dist.zero = 1: `optim` is this rank's shard, written to its rank file
-  at::Tensor rng;        // the CPU generator's state
-  at::Tensor rng_cuda;   // the training GPU's generator (dropout on CUDA); undefined on CPU runs
+  int zero = 0;         // dist.zero ≥ 1: `optim` is this rank's shard, written to its rank file
+  at::Tensor rng;       // the CPU generator's state
+  at::Tensor rng_cuda;  // the training GPU's generator (dropout on CUDA); undefined on CPU runs
   std::string config_text, llm_label, llm_hash, llm_tensors;
 };
 

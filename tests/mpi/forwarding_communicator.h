@@ -17,7 +17,9 @@ class ForwardingCommunicator : public dist::Communicator {
   }
   void broadcast(at::Tensor& t, int root) override { inner_.broadcast(t, root); }
   at::Tensor allgather(const at::Tensor& t) override { return inner_.allgather(t); }
-  at::Tensor reduce_scatter(const at::Tensor& t, dist::ReduceOp op) override { return inner_.reduce_scatter(t, op); }
+  std::shared_ptr<dist::Work> reduce_scatter_async(at::Tensor t, at::Tensor out, dist::ReduceOp op) override {
+    return inner_.reduce_scatter_async(t, out, op);
+  }
   void barrier() override { inner_.barrier(); }
 
  protected:

@@ -1,6 +1,7 @@
 // GradientBucketer over real ranks: its averaged gradients equal a plain per-tensor allreduce bit for
-// bit, with and without gradient accumulation, with parameters unused on some ranks; buckets launch
-// during backward, in bucket order; mismatched parameters fail on every rank with the same message.
+// bit, with and without gradient accumulation, with parameters unused on some ranks; in scatter mode
+// (dist.zero = 2) each rank's pieces are its chunk of those averages; buckets launch during backward, in
+// bucket order; mismatched parameters fail on every rank with the same message.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -53,11 +54,9 @@ std::vector<torch::Tensor> reference_grads(int micro_steps, bool skip_last_layer
   return grads;
 }
 
-// The same through the bucketer.
-std::vector<torch::Tensor> bucketed_grads(int micro_steps, bool skip_last_layer_on_rank1, size_t* buckets = nullptr) {
-  auto mlp = make_mlp();
-  GradientBucketer bucketer(named(*mlp), comm(), BucketOptions{64 << 10, 128 << 10});
-  if (buckets) *buckets = bucketer.bucket_count();
+// Backward over `micro_steps` micro-batches through `bucketer`, synchronising on the last.
+void run_micro_steps(torch::nn::Sequential& mlp, GradientBucketer& bucketer, int micro_steps,
+                     bool skip_last_layer_on_rank1) {
   for (int m = 0; m < micro_steps; ++m) {
     bucketer.prepare(/*sync=*/m == micro_steps - 1);
     torch::Tensor x = batch(m);
@@ -66,9 +65,35 @@ std::vector<torch::Tensor> bucketed_grads(int micro_steps, bool skip_last_layer_
     y.backward();
   }
   bucketer.finish();
+}
+
+// The same through the bucketer.
+std::vector<torch::Tensor> bucketed_grads(int micro_steps, bool skip_last_layer_on_rank1, size_t* buckets = nullptr) {
+  auto mlp = make_mlp();
+  GradientBucketer bucketer(named(*mlp), comm(), BucketOptions{64 << 10, 128 << 10});
+  if (buckets) *buckets = bucketer.bucket_count();
+  run_micro_steps(mlp, bucketer, micro_steps, skip_last_layer_on_rank1);
   std::vector<torch::Tensor> grads;
   for (auto& p : mlp->parameters()) grads.push_back(p.grad().clone());
   return grads;
+}
+
+// Scatter mode (dist.zero = 2): this rank's piece of every bucket, and the .grad left on the parameters.
+std::vector<torch::Tensor> scattered_pieces(int micro_steps, bool skip_last_layer_on_rank1,
+                                            std::vector<std::vector<size_t>>& bucket_params, size_t& grads_left) {
+  auto mlp = make_mlp();
+  BucketOptions options{64 << 10, 128 << 10};
+  options.scatter = true;
+  GradientBucketer bucketer(named(*mlp), comm(), options);
+  run_micro_steps(mlp, bucketer, micro_steps, skip_last_layer_on_rank1);
+  grads_left = 0;
+  for (auto& p : mlp->parameters()) grads_left += p.grad().defined() ? 1 : 0;
+  std::vector<torch::Tensor> pieces;
+  for (size_t b = 0; b < bucketer.bucket_count(); ++b) {
+    bucket_params.push_back(bucketer.bucket_params(b));
+    pieces.push_back(bucketer.gradient_piece(b).clone());
+  }
+  return pieces;
 }
 
 // Two ranks: a + b has one rounding whatever the message layout, so bucketed and per-tensor results
@@ -95,6 +120,30 @@ TEST(GradientBucketer, EqualsPlainAllreduceBitForBit) {
 
 TEST(GradientBucketer, EqualsPlainAllreduceWithGradientAccumulation) {
   expect_bit_identical(bucketed_grads(3, false), reference_grads(3, false));
+}
+
+// Note [Scattered buckets]: each rank's pieces are its chunk of the reference averages laid out as the buckets
+// (parameters flattened in bucket order, zero-padded to size() equal chunks); no rank keeps a .grad.
+TEST(GradientBucketer, ScatterModeHoldsThisRanksChunkOfTheAverageOnly) {
+  for (int micro_steps : {1, 3}) {
+    std::vector<std::vector<size_t>> bucket_params;
+    size_t grads_left = 0;
+    const auto got = scattered_pieces(micro_steps, /*skip_last_layer_on_rank1=*/true, bucket_params, grads_left);
+    const auto reference = reference_grads(micro_steps, true);
+    EXPECT_EQ(grads_left, 0u) << "parameters still holding a full gradient";
+    ASSERT_GE(got.size(), 3u);
+    std::vector<torch::Tensor> expected;
+    for (size_t b = 0; b < got.size(); ++b) {
+      std::vector<torch::Tensor> flat;
+      for (size_t i : bucket_params[b]) flat.push_back(reference[i].reshape({-1}));
+      const torch::Tensor bucket = torch::cat(flat);
+      const int64_t k = (bucket.numel() + comm().size() - 1) / comm().size();
+      ASSERT_EQ(got[b].numel(), k) << "bucket " << b;
+      const torch::Tensor padded = torch::cat({bucket, torch::zeros({k * comm().size() - bucket.numel()})});
+      expected.push_back(padded.narrow(0, comm().rank() * k, k));
+    }
+    expect_bit_identical(got, expected);
+  }
 }
 
 // Ranks compute different losses (rank 1 a plain sum), as ranks drawing batches of different sources do.
@@ -186,6 +235,10 @@ class RecordingCommunicator final : public vtb::testing::ForwardingCommunicator 
     issued.push_back({t.numel(), backward_done});
     return inner_.allreduce_async(t, op);
   }
+  std::shared_ptr<Work> reduce_scatter_async(at::Tensor t, at::Tensor out, ReduceOp op) override {
+    issued.push_back({t.numel(), backward_done});
+    return inner_.reduce_scatter_async(t, out, op);
+  }
 
   struct Issue {
     int64_t numel;
@@ -195,21 +248,29 @@ class RecordingCommunicator final : public vtb::testing::ForwardingCommunicator 
   bool backward_done = false;
 };
 
+// Allreduces, or in scatter mode reduce-scatters of the buckets padded to size() pieces.
 TEST(GradientBucketer, LaunchesEveryBucketDuringBackwardInBucketOrder) {
-  RecordingCommunicator rec(comm());
-  auto mlp = make_mlp();
-  GradientBucketer bucketer(named(*mlp), rec, BucketOptions{64 << 10, 128 << 10});
-  bucketer.prepare(true);
-  mlp->forward(batch(0)).pow(2).mean().backward();
-  rec.backward_done = true;
-  bucketer.finish();
-  ASSERT_EQ(rec.issued.size(), bucketer.bucket_count());
-  for (size_t b = 0; b < rec.issued.size(); ++b) {
-    EXPECT_FALSE(rec.issued[b].after_backward) << "bucket " << b << " was launched only after backward";
-    EXPECT_EQ(static_cast<size_t>(rec.issued[b].numel) * 4, bucketer.bucket_bytes(b)) << "bucket " << b;
+  for (bool scatter : {false, true}) {
+    RecordingCommunicator rec(comm());
+    auto mlp = make_mlp();
+    BucketOptions options{64 << 10, 128 << 10};
+    options.scatter = scatter;
+    GradientBucketer bucketer(named(*mlp), rec, options);
+    bucketer.prepare(true);
+    mlp->forward(batch(0)).pow(2).mean().backward();
+    rec.backward_done = true;
+    bucketer.finish();
+    ASSERT_EQ(rec.issued.size(), bucketer.bucket_count());
+    for (size_t b = 0; b < rec.issued.size(); ++b) {
+      EXPECT_FALSE(rec.issued[b].after_backward) << "bucket " << b << " was launched only after backward";
+      const int64_t numel = static_cast<int64_t>(bucketer.bucket_bytes(b) / 4);
+      const int64_t launched = scatter ? bucketer.gradient_piece(b).numel() * comm().size() : numel;
+      EXPECT_EQ(rec.issued[b].numel, launched) << "bucket " << b << ", scatter " << scatter;
+      EXPECT_LT(launched - numel, comm().size()) << "bucket " << b;
+    }
+    // The first bucket holds the last layer's parameters: backward produces them first.
+    EXPECT_EQ(bucketer.bucket_names(0).front(), "10.bias");
   }
-  // The first bucket holds the last layer's parameters: backward produces them first.
-  EXPECT_EQ(bucketer.bucket_names(0).front(), "10.bias");
 }
 
 TEST(GradientBucketer, NonSyncingMicroStepsDoNotCommunicate) {

@@ -1,5 +1,6 @@
-// Sharded AdamW (dist.zero = 1, Note [Optimizer shards]): the plan covers every element exactly once and
-// balances the ranks; the ranks' sharded updates put together equal the unsharded update bit for bit; and
+// Sharded AdamW (dist.zero = 1 and 2, Note [Optimizer shards]): the plan covers every element exactly once and
+// balances the ranks; the ranks' sharded updates put together equal the unsharded update bit for bit, from
+// .grad or from gradient pieces; and
 // moments saved over one world size come back element for element over another, through real checkpoint
 // files (Note [Re-sharding the optimizer]) — checked against the moments themselves, not a saved output.
 #include <gtest/gtest.h>
@@ -64,8 +65,24 @@ TEST(ShardPlan, EveryElementOnceAndBalanced) {
   EXPECT_EQ(r1.mine[1].at, 13);
 }
 
-// Twelve steps: every rank's sharded update, stitched together, equals one unsharded AdamW bit for bit.
-TEST(ShardedAdamW, RanksTogetherEqualTheWholeUpdate) {
+// Rank `layout.rank`'s piece of every bucket of `grads`, as a reduce-scatter of the bucket hands it (dist.zero =
+// 2): the bucket's parameters flattened in bucket order, zero-padded to world pieces, piece `rank`.
+std::vector<at::Tensor> bucket_pieces(const std::vector<at::Tensor>& grads, const ShardLayout& layout) {
+  std::vector<at::Tensor> out;
+  for (size_t b = 0; b < layout.buckets.size(); ++b) {
+    std::vector<at::Tensor> flat;
+    for (size_t i : layout.buckets[b]) flat.push_back(grads[i].reshape({-1}));
+    const int64_t k = layout.piece_numel[b];
+    const at::Tensor bucket = torch::cat(flat);
+    const at::Tensor padded = torch::cat({bucket, torch::zeros({k * layout.world - bucket.numel()})});
+    out.push_back(padded.narrow(0, layout.rank * k, k).clone());
+  }
+  return out;
+}
+
+// Twelve steps: every rank's sharded update, stitched together, equals one unsharded AdamW bit for bit,
+// whether the ranks read the gradients from .grad (dist.zero = 1) or from their bucket pieces (2).
+void expect_ranks_together_equal_the_whole_update(bool from_pieces) {
   const int world = 3;
   auto whole_params = make_params();
   for (auto& [n, p] : whole_params) p.requires_grad_();
@@ -82,13 +99,21 @@ TEST(ShardedAdamW, RanksTogetherEqualTheWholeUpdate) {
     ranks.back()->shard(layouts.back());
   }
   for (int step = 1; step <= 12; ++step) {
+    std::vector<at::Tensor> grads;
     for (size_t i = 0; i < whole_params.size(); ++i) {
-      const at::Tensor g = torch::randn(whole_params[i].second.sizes());
+      const at::Tensor g = grads.emplace_back(torch::randn(whole_params[i].second.sizes()));
       whole_params[i].second.mutable_grad() = g.clone();
-      for (int r = 0; r < world; ++r) rank_params[r][i].second.mutable_grad() = g.clone();
+      if (!from_pieces)
+        for (int r = 0; r < world; ++r) rank_params[r][i].second.mutable_grad() = g.clone();
     }
     whole.step(1e-2);
-    for (int r = 0; r < world; ++r) ranks[r]->step(1e-2);
+    for (int r = 0; r < world; ++r) {
+      if (from_pieces) {
+        ranks[r]->step(1e-2, bucket_pieces(grads, layouts[r]));
+      } else {
+        ranks[r]->step(1e-2);
+      }
+    }
     // The all-gather: each element from the rank that owns it.
     torch::NoGradGuard no_grad;
     for (int r = 0; r < world; ++r)
@@ -104,6 +129,12 @@ TEST(ShardedAdamW, RanksTogetherEqualTheWholeUpdate) {
       EXPECT_TRUE(torch::equal(rank_params[r][i].second, whole_params[i].second)) << whole_params[i].first;
 }
 
+TEST(ShardedAdamW, RanksTogetherEqualTheWholeUpdate) { expect_ranks_together_equal_the_whole_update(false); }
+
+TEST(ShardedAdamW, RanksTogetherEqualTheWholeUpdateFromGradientPieces) {
+  expect_ranks_together_equal_the_whole_update(true);
+}
+
 // Moments as a checkpoint of `world` ranks (sharded when zero) holds them, written through write_training_state.
 void save_moments(const std::string& folder, const std::map<std::string, at::Tensor>& m,
                   const std::map<std::string, at::Tensor>& v, int world, bool zero) {
@@ -115,7 +146,7 @@ void save_moments(const std::string& folder, const std::map<std::string, at::Ten
     snap.rank = r;
     snap.world = world;
     snap.rng = torch::zeros({4}, torch::kLong);
-    snap.sharded = zero;
+    snap.zero = zero ? 1 : 0;
     if (zero) {
       for (const auto& p : optim::plan_shards(kNumel, kBuckets, world, r).mine) {
         const std::string& name = params[p.param].first;
