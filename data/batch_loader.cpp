@@ -7,6 +7,7 @@
 
 #include "data/audio.h"
 #include "data/prompt.h"
+#include "model/torch_compat.h"
 
 namespace vtb::data {
 
@@ -55,9 +56,13 @@ SamplerState BatchLoader::state() const {
 
 void BatchLoader::start() {
   started_ = true;
-  producer_ = std::thread([this] { produce(); });
+  producer_ = std::thread([this] {
+    compat::run_aten_serially_on_this_thread();  // Note [One OpenMP team]
+    produce();
+  });
   for (int i = 0; i < std::max(1, options_.workers); ++i)
     workers_.emplace_back([this] {
+      compat::run_aten_serially_on_this_thread();
       for (;;) {
         std::pair<SampledBatch, SamplerState> job;
         {

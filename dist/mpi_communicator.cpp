@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "dist/world.h"
+#include "model/torch_compat.h"
 
 namespace vtb::dist {
 namespace {
@@ -116,7 +117,10 @@ MpiCommunicator::MpiCommunicator(CommunicatorOptions options)
         "MPI provides thread level {} < MPI_THREAD_MULTIPLE; the watchdog may not be able to end a "
         "hung job cleanly",
         world().thread_level);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    compat::run_aten_serially_on_this_thread();  // Note [One OpenMP team]
+    run();
+  });
 }
 
 MpiCommunicator::~MpiCommunicator() {

@@ -48,7 +48,12 @@ void declare_config_keys(boost::program_options::options_description& options) {
        "deterministic kernels only (LibTorch's use_deterministic_algorithms, cuDNN deterministic, no TF32): two "
        "runs on a GPU give the same losses bit for bit; slower. CPU runs are deterministic anyway")
       ("run.peak_tflops", po::value<double>()->default_value(t.peak_tflops)->notifier(at_least(0.0)),
-       "peak TFLOP/s of one rank's device, for MFU in metrics.jsonl (H100 bf16 dense: 989); 0 = no MFU")
+       "peak TFLOP/s of one rank's device, for MFU in metrics.jsonl (H100 bf16 dense: 989); 0 = the matmul rate "
+       "run.precision = auto measured, or no MFU")
+      ("run.precision", po::value<std::string>()->default_value(choice_name(t.precision, train::kPrecisions))->notifier(
+         [](const std::string& v) { parse_choice<train::Precision>("run.precision", v, train::kPrecisions); }),
+       "fp32, bf16 (autocast; float32 weights, gradients and AdamW state) or auto: bf16 where a bf16 matmul on "
+       "rank 0 runs at least 2x an fp32 one (Note [Choosing the precision]; pin fp32 or bf16 for bit-exact resumes)")
       // [log]
       ("log.level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error")
       ("log.all_ranks", po::value<bool>()->default_value(false), "info lines from every rank, not only rank 0")

@@ -60,6 +60,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.ckpt_every = c.integer("ckpt.every_steps");
   s.ckpt_every_minutes = c.real("ckpt.every_minutes");
   s.peak_tflops = c.real("run.peak_tflops");
+  s.precision = parse_choice<train::Precision>("run.precision", c.str("run.precision"), train::kPrecisions);
   s.keep_last = c.integer("ckpt.keep_last");
   s.max_bad_steps = c.integer("train.max_bad_steps");
   s.lr = c.real("train.lr");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
@@ -13,7 +14,26 @@
 static_assert(TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 7),
               "vtb needs LibTorch 2.7 or newer");
 
+// Resolved at run time from the libgomp and MKL LibTorch loads; null where its build has none.
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));  // mkl.h's mkl_set_num_threads_local
+
 namespace vtb::compat {
+
+// Note [One OpenMP team]: every thread that runs an ATen op above the grain size becomes the master of its
+// own OpenMP team of run.threads threads. libgomp counts all teams' threads, and once they exceed the CPUs it
+// stops spinning at barriers (GOMP_SPINCOUNT drops from 300,000 to 1,000): the training thread's workers
+// then sleep in a futex after each parallel region and must be woken for the next one. The loader threads
+// (features, batching) and the communication thread (the averaging division) made two more teams, so on 2
+// cores 1 rank × 2 threads ran slower than 1 × 1 (perf: 178,000 context switches in 30 steps of `small`
+// against 1,900, both in gomp_barrier_wait_end). Helper threads therefore run ATen single-threaded — their
+// work is small, and they overlap the training thread rather than share its cores — which keeps one team.
+// Call at the start of every thread vtb creates that may run ATen ops.
+inline void run_aten_serially_on_this_thread() {
+  (void)at::get_num_threads();  // LibTorch's lazy per-thread init first: it would reset what follows
+  if (omp_set_num_threads != nullptr) omp_set_num_threads(1);
+  if (MKL_Set_Num_Threads_Local != nullptr) MKL_Set_Num_Threads_Local(1);
+}
 
 // Scaled dot-product attention, softmax(q·kᵀ·scale, masked) · v, as Hugging Face's eager path computes
 // it: scores in the input dtype, softmax in float32, cast back. q [B,H,T,d], k and v [B,H,S,d] (heads
@@ -35,28 +55,29 @@ inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::
   return attention_reference(q, k, v, allowed, scale);
 }
 
-// bfloat16 autocast on CUDA for the scope of the guard, like Python's torch.autocast("cuda", bfloat16);
-// does nothing when `enabled` is false (CPU runs stay float32). LibTorch has no C++ guard of its own.
-class CudaBf16Autocast {
+// bfloat16 autocast on `device` (CPU or CUDA) for the scope of the guard, like Python's
+// torch.autocast(device, bfloat16); does nothing when `enabled` is false. LibTorch has no C++ guard of its own.
+class Bf16Autocast {
  public:
-  explicit CudaBf16Autocast(bool enabled) : enabled_(enabled) {
+  Bf16Autocast(c10::DeviceType device, bool enabled) : device_(device), enabled_(enabled) {
     if (!enabled_) return;
-    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    previous_ = at::autocast::is_autocast_enabled(device_);
+    previous_dtype_ = at::autocast::get_autocast_dtype(device_);
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+    at::autocast::set_autocast_enabled(device_, true);
     at::autocast::increment_nesting();
   }
-  ~CudaBf16Autocast() {
+  ~Bf16Autocast() {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
-    at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+    at::autocast::set_autocast_enabled(device_, previous_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
   }
-  CudaBf16Autocast(const CudaBf16Autocast&) = delete;
-  CudaBf16Autocast& operator=(const CudaBf16Autocast&) = delete;
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
 
  private:
+  c10::DeviceType device_;
   bool enabled_;
   bool previous_ = false;
   at::ScalarType previous_dtype_ = at::kHalf;

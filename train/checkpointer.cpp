@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "ckpt/commit.h"
+#include "model/torch_compat.h"
 #include "train/stop_signal.h"
 
 namespace vtb::train {
@@ -77,6 +78,7 @@ void Checkpointer::save(const RunState& run, bool wait_for_commit) {
   };
   if (settings_.checkpoint_comm == nullptr || wait_for_commit) return commit();
   writer_ = std::thread([this, commit] {
+    compat::run_aten_serially_on_this_thread();  // Note [One OpenMP team]
     try {
       commit();
     } catch (...) {

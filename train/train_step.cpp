@@ -54,7 +54,7 @@ StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Bat
     bucketer.prepare(/*sync=*/m + 1 == micro_batches.size());
     model::LossOutput out;
     {
-      compat::CudaBf16Autocast autocast(device.is_cuda());  // bf16 on GPUs, float32 on CPU
+      compat::Bf16Autocast autocast(device.type(), options.bf16);
       out = lm->loss(to_model_batch(batch, device));
     }
     if (out.tokens != answer_tokens[m])

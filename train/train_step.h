@@ -38,6 +38,7 @@ struct StepStatistics {
 
 struct StepOptions {
   size_t sources = 1;  // how many sources the batches' `sources` indices refer to
+  bool bf16 = false;   // run.precision: bf16 autocast of forward and backward (train/precision.h)
   // Fault injection: applied to each micro-batch's loss sum before backward (tests: NaN steps).
   std::function<at::Tensor(const at::Tensor&)> corrupt_loss;
 };

@@ -124,10 +124,15 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
   for (const auto& src : sources) source_names.push_back(src.name);
   data::BatchLoader loader(std::move(sources), tok, s.limits, s.mix, s.loader, comm.rank(), comm.size());
 
+  const PrecisionChoice precision = choose_precision(s.precision, comm);
+  spdlog::info("{}", precision.reason);
+  TrainSettings logged = s;  // MFU against the measured rate of the precision in use, unless one is given
+  if (logged.peak_tflops == 0)
+    logged.peak_tflops = (precision.bf16 ? precision.bf16_gflops : precision.fp32_gflops) / 1e3;
   const Faults faults = Faults::from_environment();
   Checkpointer checkpointer(comm, s, lm, optimizer, loader, faults);
   RunState run = checkpointer.resume();
-  MetricsLog log(comm, s, lm, source_names, run.step);
+  MetricsLog log(comm, logged, lm, source_names, run.step);
   BadSteps bad_steps(s.max_bad_steps);
   while (run.step < s.max_steps) {
     const auto started = std::chrono::steady_clock::now();
@@ -137,8 +142,9 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
 
     // Draw a batch from the mix → forward → loss on answers → backward with overlapped allreduce.
     const std::vector<data::Batch> micro_batches = draw(loader, s.micro_batches);
-    StepStatistics stats = forward_backward(lm, micro_batches, bucketer, comm,
-                                            faults.step_options(step, comm.rank(), source_names.size()));
+    StepOptions step_options = faults.step_options(step, comm.rank(), source_names.size());
+    step_options.bf16 = precision.bf16;
+    StepStatistics stats = forward_backward(lm, micro_batches, bucketer, comm, step_options);
     stats.allreduce(comm);  // the logged loss: Σ CE / N over the job (Note [Loss normalisation])
     // → clip → step (skipped when the loss or the gradient is not finite).
     const Update update = s.zero == 2 ? clip_and_step(optimizer, bucketer, comm, s.clip, lr, stats.loss_sum)

@@ -13,6 +13,7 @@
 #include "dist/gradient_bucketer.h"
 #include "model/speech_lm.h"
 #include "optim/adamw.h"
+#include "train/precision.h"
 
 namespace vtb::train {
 
@@ -37,7 +38,8 @@ struct TrainSettings {
   // Write checkpoints in a background thread (one in flight) through this second communicator, so
   // their collectives never interleave with training's; null = write synchronously.
   dist::Communicator* checkpoint_comm = nullptr;
-  double peak_tflops = 0;  // per rank, for MFU in metrics.jsonl; 0 = not reported
+  double peak_tflops = 0;  // per rank, for MFU in metrics.jsonl; 0 = the rate run.precision = auto measured
+  Precision precision = Precision::Fp32;  // run.precision (train/precision.h; Note [Choosing the precision])
   int64_t keep_last = 3;
   int64_t max_bad_steps = 10;
   double lr = 1e-4, lr_min = 1e-6, clip = 1.0;

@@ -18,17 +18,11 @@
 #      tests/unit/test_optimizer_shards.cpp).
 # usage: zero.sh VTB_BINARY SOURCE_DIR WORK_DIR
 set -uo pipefail
-vtb=$1 src=$2 work=$3
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-"$vtb" data synth --scale 0.1 >/dev/null || { echo "FAIL: data synth"; exit 1; }
-fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "---- $f"; tail -8 "$f" | cut -c1-300; done; exit 1; }
-
+source "$(dirname "$0")/tiny_common.sh" "$@"
 train() {  # ranks, run_dir, then extra arguments
   local np=$1 dir=$2; shift 2
-  mpirun -np "$np" --oversubscribe --bind-to none "$vtb" train --config "$src/configs/tiny.ini" --run.dir "$dir" \
-    --train.max_steps=50 --ckpt.every_steps=10 --ckpt.keep_last=10 --dist.first_bucket_mib=0.05 \
-    --dist.bucket_mib=0.2 --train.clip=0.05 --run.threads=1 --log.level=info "$@" >>"$dir.log" 2>&1
+  tiny "$np" "$dir" --train.max_steps=50 --ckpt.every_steps=10 --ckpt.keep_last=10 --dist.first_bucket_mib=0.05 \
+    --dist.bucket_mib=0.2 --train.clip=0.05 "$@"
 }
 # Losses, parameters and assembled AdamW moments of two runs' last checkpoints: equal bit for bit, or with a
 # third argument "close" within the tolerances of point 2 above.

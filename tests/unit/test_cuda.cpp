@@ -104,23 +104,31 @@ TEST(CudaPath, FusedAttentionEqualsTheReference) {
   }
 }
 
-// bf16 autocast on CUDA inside the guard, float32 after it, nested guards restore the outer state.
-TEST(CudaPath, Bf16AutocastCoversItsScopeOnly) {
-  VTB_REQUIRE_GPU();
-  at::Tensor a = torch::randn({8, 8}, torch::kCUDA), b = torch::randn({8, 8}, torch::kCUDA);
+// bf16 autocast on `device` inside the guard, float32 after it, nested guards restore the outer state.
+void expect_autocast_covers_its_scope_only(c10::DeviceType device) {
+  const auto options = torch::TensorOptions().device(device);
+  at::Tensor a = torch::randn({8, 8}, options), b = torch::randn({8, 8}, options);
   {
-    compat::CudaBf16Autocast outer(true);
+    compat::Bf16Autocast outer(device, true);
     EXPECT_EQ(at::matmul(a, b).scalar_type(), torch::kBFloat16);
     {
-      compat::CudaBf16Autocast inner(true);
+      compat::Bf16Autocast inner(device, true);
       EXPECT_EQ(at::matmul(a, b).scalar_type(), torch::kBFloat16);
     }
     EXPECT_EQ(at::matmul(a, b).scalar_type(), torch::kBFloat16) << "the inner guard switched the outer off";
   }
   EXPECT_EQ(at::matmul(a, b).scalar_type(), torch::kFloat);
-  compat::CudaBf16Autocast off(false);
+  compat::Bf16Autocast off(device, false);
   EXPECT_EQ(at::matmul(a, b).scalar_type(), torch::kFloat);
 }
+
+TEST(CudaPath, Bf16AutocastCoversItsScopeOnly) {
+  VTB_REQUIRE_GPU();
+  expect_autocast_covers_its_scope_only(at::kCUDA);
+}
+
+// run.precision = bf16 on CPU uses the same guard.
+TEST(Bf16Autocast, CoversItsScopeOnlyOnCpu) { expect_autocast_covers_its_scope_only(at::kCPU); }
 
 // The GPU generator's state survives a checkpoint file: restored, dropout draws the same masks again
 // (what makes a CUDA resume bit-exact with dropout on).
