@@ -22,7 +22,7 @@ namespace vtb::compat {
 
 // Note [One OpenMP team]: every thread that runs an ATen op above the grain size becomes the master of its
 // own OpenMP team of run.threads threads. libgomp counts all teams' threads, and once they exceed the CPUs it
-// stops spinning at barriers (GOMP_SPINCOUNT drops from 300,000 to 1,000): the training thread's workers
+// stops spinning at barriers (its spin count drops from 300,000 to 100): the training thread's workers
 // then sleep in a futex after each parallel region and must be woken for the next one. The loader threads
 // (features, batching) and the communication thread (the averaging division) made two more teams, so on 2
 // cores 1 rank × 2 threads ran slower than 1 × 1 (perf: 178,000 context switches in 30 steps of `small`
