@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -48,7 +47,7 @@ void check_reduce_scatter_shapes(const at::Tensor& t, const at::Tensor& out, int
 }
 
 at::Tensor Communicator::reduce_scatter(const at::Tensor& t, ReduceOp op) {
-  at::Tensor out = at::empty({t.numel() / std::max(1, size())}, t.options());
+  at::Tensor out = at::empty({t.numel() / size()}, t.options());
   reduce_scatter_async(t, out, op)->wait();
   return out;
 }

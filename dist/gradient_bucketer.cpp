@@ -90,8 +90,12 @@ size_t GradientBucketer::bucket_bytes(size_t b) const {
 }
 
 void GradientBucketer::allocate(Bucket& b) {
-  const int64_t padded = scatter_ ? b.piece.numel() * comm_.size() : b.numel;
-  b.buffer = at::zeros({padded}, b.options);
+  if (scatter_) {  // every step: each view is written in mark_ready, so only the padding needs zeros
+    b.buffer = at::empty({b.piece.numel() * comm_.size()}, b.options);
+    b.buffer.narrow(0, b.numel, b.buffer.numel() - b.numel).zero_();
+  } else {
+    b.buffer = at::zeros({b.numel}, b.options);
+  }
   for (size_t i : b.params) {
     const at::Tensor& p = params_[i].second;
     slots_[i].view = b.buffer.narrow(0, slots_[i].offset, p.numel()).view(p.sizes());
