@@ -91,6 +91,7 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("train.beta2", po::value<double>()->default_value(t.adamw.beta2)->notifier(between(0, 1, true)), "AdamW beta2")
       ("train.clip", po::value<double>()->default_value(t.clip)->notifier(at_least(0.0)), "global gradient-norm clip (0 = off)")
       ("train.max_bad_steps", po::value<int64_t>()->default_value(t.max_bad_steps)->notifier(at_least<int64_t>(1)), "consecutive NaN/Inf steps that stop the run")
+      ("train.fixed_batch", po::value<std::string>()->default_value(t.fixed_batch), "benchmarks: a safetensors batch trained on every step instead of the data mix; writes RUN_DIR/initial_parameters.safetensors (Note [Fixed batch])")
       ("train.log_every", po::value<int64_t>()->default_value(t.log_every)->notifier(at_least<int64_t>(1)), "progress line every N steps (metrics.jsonl gets every step)")
       // [ckpt]
       ("ckpt.every_steps", po::value<int64_t>()->default_value(t.ckpt_every)->notifier(at_least<int64_t>(0)), "checkpoint every N steps (0 = only at the end)")

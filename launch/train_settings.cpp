@@ -63,6 +63,7 @@ train::TrainSettings read_train_settings(const Config& c) {
   s.precision = parse_choice<train::Precision>("run.precision", c.str("run.precision"), train::kPrecisions);
   s.keep_last = c.integer("ckpt.keep_last");
   s.max_bad_steps = c.integer("train.max_bad_steps");
+  s.fixed_batch = c.str("train.fixed_batch");
   s.lr = c.real("train.lr");
   s.lr_min = c.real("train.lr_min");
   s.clip = c.real("train.clip");

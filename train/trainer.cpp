@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "data/manifest.h"
 #include "dist/exit_codes.h"
+#include "model/safetensors.h"
 #include "train/checkpointer.h"
 #include "train/faults.h"
 #include "train/metrics_log.h"
@@ -59,9 +61,75 @@ std::vector<data::LoaderSource> read_sources(const TrainSettings& s) {
 
 namespace {
 
-std::vector<data::Batch> draw(data::BatchLoader& loader, int64_t micro_batches) {
+// Note [Fixed batch]: with train.fixed_batch every step trains on one batch read from a file, so another
+// implementation fed the same file does the same work per step (bench/bench_vs_pytorch.sh). The file holds
+// the job's whole batch — ids [B, T] int64, lengths [B], loss_mask [B, T] (0/1), features [N, n_mels, F],
+// feature_lengths [N], the audio segments in placeholder order — and rank r of W takes rows
+// [r·B/W, (r+1)·B/W) with their segments. No loader, no SpecAugment; everything else (the step, the
+// bucketer, the optimizer, checkpoints, metrics) is the normal run's. Rank 0 writes every parameter before
+// the first step to RUN_DIR/initial_parameters.safetensors, so the other implementation can start from the
+// same weights and check its loss against step 1's.
+data::Batch read_fixed_batch(const std::string& path, int64_t audio_token_id, int rank, int ranks) {
+  const auto file = model::SafetensorsFile::open(path);
+  auto need = [&](const char* name) {
+    if (file->find(name) == nullptr)
+      throw std::runtime_error(path + ": train.fixed_batch has no tensor '" + name + "'");
+    return file->tensor(name).to(torch::kLong);
+  };
+  const at::Tensor ids = need("ids"), lengths = need("lengths"), mask = need("loss_mask");
+  const int64_t B = ids.size(0);
+  if (ids.dim() != 2 || mask.sizes() != ids.sizes() || lengths.sizes() != at::IntArrayRef{B} || B < ranks)
+    throw std::runtime_error(path + ": train.fixed_batch needs ids and loss_mask [B, T], lengths [B], B >= " +
+                             std::to_string(ranks) + " ranks");
+  const int64_t begin = rank * B / ranks, end = (rank + 1) * B / ranks;
+  // Segments before this rank's rows, and in them: the <audio> placeholders within each row's length.
+  const at::Tensor placeholders =
+      (ids.eq(audio_token_id) & (torch::arange(ids.size(1)).unsqueeze(0) < lengths.unsqueeze(1))).sum(1);
+  const int64_t first = placeholders.narrow(0, 0, begin).sum().item<int64_t>();
+  const int64_t count = placeholders.narrow(0, begin, end - begin).sum().item<int64_t>();
+  data::Batch b;
+  b.ids = ids.narrow(0, begin, end - begin).contiguous();
+  b.lengths = lengths.narrow(0, begin, end - begin).contiguous();
+  b.loss_mask = mask.narrow(0, begin, end - begin).to(torch::kBool).contiguous();
+  b.sources.assign(static_cast<size_t>(end - begin), 0);
+  b.answer_tokens = b.loss_mask.sum().item<int64_t>();
+  if (count > 0) {
+    const at::Tensor features = file->tensor("features").to(torch::kFloat);
+    const at::Tensor frames = need("feature_lengths");
+    if (features.dim() != 3 || frames.sizes() != at::IntArrayRef{features.size(0)} ||
+        placeholders.sum().item<int64_t>() != features.size(0))
+      throw std::runtime_error(path +
+                               ": train.fixed_batch needs features [N, n_mels, F] and feature_lengths [N], "
+                               "one segment per <audio> placeholder (" +
+                               std::to_string(placeholders.sum().item<int64_t>()) + ")");
+    b.features = features.narrow(0, first, count).contiguous();
+    b.feature_lengths = frames.narrow(0, first, count).contiguous();
+    b.audio_seconds = static_cast<double>(b.feature_lengths.sum().item<int64_t>()) / 100.0;  // 10 ms hop
+  }
+  return b;
+}
+
+// train.fixed_batch's batch for this rank, or none (Note [Fixed batch]).
+std::optional<data::Batch> fixed_batch(const TrainSettings& s, model::SpeechLM& lm, dist::Communicator& comm) {
+  if (s.fixed_batch.empty()) return std::nullopt;
+  data::Batch b = read_fixed_batch(s.fixed_batch, lm->config().audio_token_id, comm.rank(), comm.size());
+  spdlog::info("train.fixed_batch: every step trains on {} rows of {} on this rank (Note [Fixed batch])", b.ids.size(0),
+               s.fixed_batch);
+  return b;
+}
+
+// The weights step 1 starts from, for another implementation to start from too (Note [Fixed batch]).
+void write_initial_parameters(model::SpeechLM& lm, const std::string& run_dir) {
+  std::filesystem::create_directories(run_dir);
+  std::vector<std::pair<std::string, at::Tensor>> all;
+  for (const auto& p : lm->named_parameters()) all.emplace_back(p.key(), p.value().detach().cpu());
+  model::write_safetensors(run_dir + "/initial_parameters.safetensors", all);
+}
+
+std::vector<data::Batch> draw(data::BatchLoader& loader, int64_t micro_batches,
+                              const std::optional<data::Batch>& fixed) {
   std::vector<data::Batch> out;
-  for (int64_t m = 0; m < micro_batches; ++m) out.push_back(loader.next());
+  for (int64_t m = 0; m < micro_batches; ++m) out.push_back(fixed ? *fixed : loader.next());
   return out;
 }
 
@@ -124,6 +192,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
   for (const auto& src : sources) source_names.push_back(src.name);
   data::BatchLoader loader(std::move(sources), tok, s.limits, s.mix, s.loader, comm.rank(), comm.size());
 
+  const std::optional<data::Batch> fixed = fixed_batch(s, lm, comm);
   const PrecisionChoice precision = choose_precision(s.precision, comm);
   spdlog::info("{}", precision.reason);
   TrainSettings logged = s;  // MFU against the measured rate of the precision in use, unless one is given
@@ -132,6 +201,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
   const Faults faults = Faults::from_environment();
   Checkpointer checkpointer(comm, s, lm, optimizer, loader, faults);
   RunState run = checkpointer.resume();
+  if (fixed && run.step == 0 && comm.rank() == 0) write_initial_parameters(lm, s.run_dir);
   MetricsLog log(comm, logged, lm, source_names, run.step);
   BadSteps bad_steps(s.max_bad_steps);
   while (run.step < s.max_steps) {
@@ -141,7 +211,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s) {
     faults.before_step(step, comm.rank(), comm.size());
 
     // Draw a batch from the mix → forward → loss on answers → backward with overlapped allreduce.
-    const std::vector<data::Batch> micro_batches = draw(loader, s.micro_batches);
+    const std::vector<data::Batch> micro_batches = draw(loader, s.micro_batches, fixed);
     StepOptions step_options = faults.step_options(step, comm.rank(), source_names.size());
     step_options.bf16 = precision.bf16;
     StepStatistics stats = forward_backward(lm, micro_batches, bucketer, comm, step_options);

@@ -55,6 +55,9 @@ struct TrainSettings {
   data::LoaderOptions loader;
   double min_duration = 0.1, max_duration = 40;
   bool skip_bad_lines = false;
+  // train.fixed_batch: a safetensors batch (ids, lengths, loss_mask, features, feature_lengths) trained on
+  // at every step instead of the data mix, each rank taking its share of the rows (Note [Fixed batch]).
+  std::string fixed_batch;
   dist::BucketOptions buckets;
   int zero = 0;  // dist.zero: 1 = AdamW state sharded over the ranks (Note [Optimizer shards]), 2 = and the
                  // averaged gradients (Note [Scattered buckets])
