@@ -243,9 +243,13 @@ std::string Config::resolved_ini() const {
     }
     const auto& v = values_[key];
     if (v.empty()) continue;  // a repeatable key given nowhere
-    std::istringstream lines(value_text(v.value()));
-    for (std::string line; std::getline(lines, line);)
-      out << key.substr(dot + 1) << " = " << line << (v.defaulted() ? "" : "  # set") << '\n';
+    const std::string text = value_text(v.value());
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line) || text.empty();) {  // an empty string is written as `key =`
+      out << key.substr(dot + 1) << " =" << (line.empty() ? "" : " ") << line << (v.defaulted() ? "" : "  # set")
+          << '\n';
+      if (text.empty()) break;
+    }
   }
   return out.str();
 }
