@@ -90,7 +90,7 @@ def worker(a):
         step_model = torch.compile(step_model)
     opt = optimizer(model, 1e-4, 0.01)
     params = [p for p in model.parameters() if p.requires_grad]
-    times, losses = [], []
+    times = []
     for _ in range(a.steps):
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -101,7 +101,6 @@ def worker(a):
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         times.append(time.perf_counter() - start)
-        losses.append(loss_sum.item())
     if rank == 0:
         json.dump({"step_s": times}, open(a.out, "w"))
     if ranks > 1:
@@ -163,7 +162,8 @@ def check(a, work, audio_id):
               f"step-1 loss vtb {vtb_loss:.6f}, PyTorch {loss:.6f} (relative difference {rel:.1e}, limit 1e-5)")
         if total != vtb_total or rel > 1e-5:
             raise SystemExit("FAIL: the PyTorch model does not match vtb's; not timing")
-        shutil.rmtree(f"{work}/check") if ranks > 1 else None
+        if ranks > 1:
+            shutil.rmtree(f"{work}/check")
     print("PASS")
 
 

@@ -74,9 +74,10 @@ data::Batch read_fixed_batch(const std::string& path, int64_t audio_token_id, in
   auto need = [&](const char* name) {
     if (file->find(name) == nullptr)
       throw std::runtime_error(path + ": train.fixed_batch has no tensor '" + name + "'");
-    return file->tensor(name).to(torch::kLong);
+    return file->tensor(name);
   };
-  const at::Tensor ids = need("ids"), lengths = need("lengths"), mask = need("loss_mask");
+  const at::Tensor ids = need("ids").to(torch::kLong), lengths = need("lengths").to(torch::kLong);
+  const at::Tensor mask = need("loss_mask").to(torch::kLong);
   const int64_t B = ids.size(0);
   if (ids.dim() != 2 || mask.sizes() != ids.sizes() || lengths.sizes() != at::IntArrayRef{B} || B < ranks)
     throw std::runtime_error(path + ": train.fixed_batch needs ids and loss_mask [B, T], lengths [B], B >= " +
@@ -94,8 +95,8 @@ data::Batch read_fixed_batch(const std::string& path, int64_t audio_token_id, in
   b.sources.assign(static_cast<size_t>(end - begin), 0);
   b.answer_tokens = b.loss_mask.sum().item<int64_t>();
   if (count > 0) {
-    const at::Tensor features = file->tensor("features").to(torch::kFloat);
-    const at::Tensor frames = need("feature_lengths");
+    const at::Tensor features = need("features").to(torch::kFloat);
+    const at::Tensor frames = need("feature_lengths").to(torch::kLong);
     if (features.dim() != 3 || frames.sizes() != at::IntArrayRef{features.size(0)} ||
         placeholders.sum().item<int64_t>() != features.size(0))
       throw std::runtime_error(path +
