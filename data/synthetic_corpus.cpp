@@ -238,7 +238,41 @@ void write_real_speech_split(const SynthOptions& o, SynthReport& report) {
   report.examples[manifest.filename().string()] = lines;
 }
 
+// <task>_unseen_prompt_test.jsonl for asr and ast: the test split again (same audio, same answers) with
+// instructions that training never uses, paraphrases cycled over the lines. Read back from the written test
+// manifest, so no random draw changes the rest of the corpus; the paraphrases are kept out of the
+// tokenizer's text too, as out of training.
+void write_unseen_prompt_splits(const SynthOptions& o, SynthReport& report) {
+  for (const auto& [task, prompts] : unseen_prompts()) {
+    const fs::path test = fs::path(o.out_dir) / (task + "_test.jsonl");
+    const fs::path manifest = fs::path(o.out_dir) / (task + "_unseen_prompt_test.jsonl");
+    std::ifstream in(test);
+    std::ofstream out(manifest);
+    int lines = 0;
+    for (std::string line; std::getline(in, line); ++lines) {
+      json item = json::parse(line);
+      item["context"] = prompts[static_cast<size_t>(lines) % prompts.size()];
+      out << item.dump() << "\n";
+    }
+    report.examples[manifest.filename().string()] = lines;
+  }
+}
+
 }  // namespace
+
+const std::vector<std::pair<std::string, std::vector<std::string>>>& unseen_prompts() {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> prompts{
+      {"asr",
+       {"Write down what is said.", "What does the speaker say?", "Please type out the words in this recording.",
+        "Give me a transcript of this.", "Which words do you hear?", "Put this recording into writing.",
+        "Can you tell me word for word what was said?", "Dictation: write what you hear."}},
+      {"ast",
+       {"What is this in German?", "Say what the speaker says, in German.", "Give the German translation of this.",
+        "Render the recording in German, please.", "How would a German say what you hear?",
+        "Put the spoken English into German words.", "I only read German: what was said?",
+        "German version of this clip, please."}}};
+  return prompts;
+}
 
 SynthReport make_synthetic_corpus(const SynthOptions& o) {
   fs::create_directories(o.out_dir);
@@ -262,6 +296,7 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
   writer.write("text", text.first, false, rng);
   writer.write("text", text.second, true, rng);
   write_real_speech_split(o, report);
+  write_unseen_prompt_splits(o, report);
   {
     std::ofstream out(fs::path(o.out_dir) / "lm_train.jsonl");
     const json docs = lm_documents(asr.first, ast.first, sqa.first, text.first);

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace vtb::data {
 
@@ -31,7 +33,11 @@ struct SynthReport {
 // Writes <out>/audio/..., <out>/{asr,ast,sqa,text}_{train,test}.jsonl, <out>/asr_real_test.jsonl (real
 // recordings with their transcripts, when real_speech_dir has them), <out>/lm_train.jsonl (text for the
 // stand-in LLM: {"text"} documents and {"conversations"}, from training splits only), <out>/corpus.txt and
-// <out>/tokenizer.model. Deterministic for a given seed.
+// <out>/tokenizer.model, and <out>/{asr,ast}_unseen_prompt_test.jsonl: the asr and ast test splits with
+// instructions never used in training (unseen_prompts()). Deterministic for a given seed.
 SynthReport make_synthetic_corpus(const SynthOptions& options);
+
+// Per task ("asr", "ast"): the 8 paraphrased instructions of its unseen-prompt test split, the one list of them.
+const std::vector<std::pair<std::string, std::vector<std::string>>>& unseen_prompts();
 
 }  // namespace vtb::data

@@ -56,9 +56,10 @@ echo "== 5. single-stage joint SFT on 2 MPI ranks: frozen base + LoRA, encoder a
 sft "$run/sft"
 build/launch/vtb ckpt verify "$run/sft"
 
-evaluate() {  # name, then --ckpt D or --config F; $tasks picks the test splits (asr_real: human speech, scored as asr)
+evaluate() {  # name, then --ckpt D or --config F; $tasks picks the test splits (asr_real: human speech, scored as
+  # asr; *_unseen_prompt: the asr and ast test splits asked with instructions training never used)
   local name=$1; shift
-  for task in ${tasks:-asr asr_real ast sqa text}; do
+  for task in ${tasks:-asr asr_unseen_prompt asr_real ast ast_unseen_prompt sqa text}; do
     [[ -f data/synth/${task}_test.jsonl ]] || continue
     run2 eval "$@" --model.llm="$run/base-llm" --model.encoder="$run/encoder.safetensors" --manifest "data/synth/${task}_test.jsonl" --kind ${task%%_*} \
       --out "$run/eval/$name/$task" --log.level=warn
@@ -77,7 +78,7 @@ if ((ablation)); then
   config_used=$config config=$run/speech-only.ini
   sft "$run/speech-only"
   config=$config_used
-  tasks="asr asr_real text" evaluate speech-only --ckpt "$run/speech-only"
+  tasks="asr asr_unseen_prompt asr_real text" evaluate speech-only --ckpt "$run/speech-only"
 fi
 
 echo

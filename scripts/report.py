@@ -18,8 +18,10 @@ MODELS = [  # folder under eval/ → row label
 ]
 COLUMNS = [  # task → (header, metric key, scale, format)
     ("asr", "ASR WER % (lower is better)", "wer", 100, "{:.1f}"),
+    ("asr_unseen_prompt", "ASR WER %, unseen prompts", "wer", 100, "{:.1f}"),
     ("asr_real", "human-speech ASR WER %", "wer", 100, "{:.1f}"),
     ("ast", "AST BLEU", "bleu", 1, "{:.1f}"),
+    ("ast_unseen_prompt", "AST BLEU, unseen prompts", "bleu", 1, "{:.1f}"),
     ("sqa", "SQA ROUGE-L %", "rouge_l", 100, "{:.1f}"),
     ("sqa", "SQA exact %", "exact_match", 100, "{:.1f}"),
     ("text", "text exact %", "exact_match", 100, "{:.1f}"),

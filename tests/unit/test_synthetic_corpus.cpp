@@ -98,6 +98,36 @@ TEST(SyntheticCorpus, ManifestsAudioSplitsAndTokenizer) {
     EXPECT_EQ(answers["005.wav"], "eight of spades four of clubs seven of hearts");
   }
 
+  // Unseen prompts: the asr and ast test splits line for line (same audio, answer, voice) with an instruction
+  // that no training manifest and no text the tokenizer learnt from contains.
+  std::set<std::string> trained_text;
+  for (const std::string f : {"asr_train", "ast_train", "sqa_train", "text_train", "lm_train", "corpus"}) {
+    std::ifstream in(o.out_dir + "/" + f + (f == "corpus" ? ".txt" : ".jsonl"));
+    for (std::string l; std::getline(in, l);) trained_text.insert(l);
+  }
+  for (const auto& [task, prompts] : unseen_prompts()) {
+    EXPECT_GE(prompts.size(), 8u) << task << ": the issue asks for at least 8 unseen instructions per task";
+    std::ifstream seen(o.out_dir + "/" + task + "_test.jsonl"),
+        unseen(o.out_dir + "/" + task + "_unseen_prompt_test.jsonl");
+    std::set<std::string> used;
+    int lines = 0;
+    for (std::string a, b; std::getline(seen, a);) {
+      ASSERT_TRUE(std::getline(unseen, b)) << task << ": the unseen-prompt split is shorter than the test split";
+      auto ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+      const std::string prompt = jb["context"].get<std::string>();
+      EXPECT_NE(prompt, ja["context"].get<std::string>());
+      used.insert(prompt);
+      jb["context"] = ja["context"];
+      EXPECT_EQ(jb, ja) << task << " line " << lines + 1 << ": more than the instruction differs";
+      for (const auto& t : trained_text) EXPECT_EQ(t.find(prompt), std::string::npos) << prompt << " is in " << t;
+      ++lines;
+    }
+    std::string extra;
+    EXPECT_FALSE(std::getline(unseen, extra)) << task << ": the unseen-prompt split is longer than the test split";
+    EXPECT_EQ(report.examples.at(task + "_unseen_prompt_test.jsonl"), lines);
+    EXPECT_EQ(used.size(), std::min<size_t>(prompts.size(), static_cast<size_t>(lines))) << task;
+  }
+
   const Tokenizer tok = Tokenizer::load(o.out_dir + "/tokenizer.model");
   EXPECT_EQ(tok.special().audio, 6);
   EXPECT_EQ(tok.decode(tok.encode("Die Katze ist müde.")), "Die Katze ist müde.");
