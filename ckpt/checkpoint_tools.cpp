@@ -61,15 +61,15 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
   for (const auto& file : files_of(folder)) {
     Hdf5Reader r(file);
     out << file << "\n";
-    if (r.exists("/train")) {
-      for (const char* key : {"step", "world_size", "zero"}) try {
-          const int64_t v = r.int_attribute("/train", key);
-          out << "  /train@" << key << " = " << v << "\n";
+    if (r.exists(schema::kTrain)) {
+      for (const char* key : {schema::kStep, schema::kWorldSize, schema::kZero}) try {
+          const int64_t v = r.int_attribute(schema::kTrain, key);
+          out << "  " << schema::kTrain << "@" << key << " = " << v << "\n";
         } catch (const Hdf5Error&) {  // not every file has every attribute
         }
-      for (const char* key : {"llm", "llm_hash", "libtorch", "sampler_state"}) try {
-          const std::string v = r.string_attribute("/train", key);
-          out << "  /train@" << key << " = " << v << "\n";
+      for (const char* key : {schema::kLlm, schema::kLlmHash, schema::kLibtorch, schema::kSamplerState}) try {
+          const std::string v = r.string_attribute(schema::kTrain, key);
+          out << "  " << schema::kTrain << "@" << key << " = " << v << "\n";
         } catch (const Hdf5Error&) {
         }
     }
@@ -80,12 +80,14 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
       elements += t.numel();
       out << "  " << name << "  " << at::toString(t.scalar_type()) << " " << t.sizes();
       // A shard of the optimizer (dist.zero 1 or 2): where its piece starts in the flattened parameter.
-      if (name.size() > 7 && name.compare(name.size() - 7, 7, "/offset") == 0) out << " = " << t.item<int64_t>();
+      const std::string offset = std::string("/") + schema::kOffset;
+      if (name.size() > offset.size() && name.compare(name.size() - offset.size(), offset.size(), offset) == 0)
+        out << " = " << t.item<int64_t>();
       out << "\n";
     }
     out << "  (" << tensors.size() << " tensors, " << elements << " elements)\n";
     try {
-      const std::string config = r.string_attribute("/train", "config");
+      const std::string config = r.string_attribute(schema::kTrain, schema::kConfig);
       out << "  resolved config:\n" << config;
     } catch (const Hdf5Error&) {
     }
@@ -98,11 +100,11 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
   int64_t world = 0;
   try {
     Hdf5Reader state(state_file(folder));
-    const int64_t format = state.int_attribute("/", "format_version");
+    const int64_t format = state.int_attribute(schema::kRoot, schema::kFormatVersionKey);
     if (format < kOldestReadableFormat || format > kFormatVersion)
       problems.push_back("state.h5: unknown format_version " + std::to_string(format));
-    world = state.int_attribute("/train", "world_size");
-    state.string_attribute("/train", "llm_hash");
+    world = state.int_attribute(schema::kTrain, schema::kWorldSize);
+    state.string_attribute(schema::kTrain, schema::kLlmHash);
   } catch (const Hdf5Error& e) {
     problems.push_back(e.what());
   }

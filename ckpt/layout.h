@@ -25,4 +25,34 @@ inline std::string rank_file(const std::string& folder, int rank) {
   return folder + "/rank_" + std::to_string(rank) + ".h5";
 }
 
+// The names inside the files, spelled only here: written by train/training_state.cpp, read there, by
+// model_weights.h and by `vtb ckpt inspect/verify`.
+namespace schema {
+inline constexpr const char* kRoot = "/";
+inline constexpr const char* kFormatVersionKey = "format_version";  // kRoot@: state.h5's layout (above)
+inline constexpr const char* kTrain = "/train";  // the run's attributes: in state.h5 all of them; in rank_<r>.h5
+                                                 // kStep and kSamplerState
+inline constexpr const char* kStep = "step";
+inline constexpr const char* kWorldSize = "world_size";
+inline constexpr const char* kZero = "zero";      // dist.zero (format 3)
+inline constexpr const char* kConfig = "config";  // the resolved config text
+inline constexpr const char* kLlm = "llm";        // model.llm, or how the stand-in was made
+inline constexpr const char* kLlmHash = "llm_hash";
+inline constexpr const char* kLlmTensors = "llm_tensors";
+inline constexpr const char* kLibtorch = "libtorch";
+inline constexpr const char* kSamplerState = "sampler_state";
+inline constexpr const char* kRngCpu = "/rng/cpu";    // rank_<r>.h5: the CPU generator
+inline constexpr const char* kRngCuda = "/rng/cuda";  // rank_<r>.h5: the rank's GPU generator (GPU runs)
+// The optimizer's per-parameter datasets: /optim/<name>/<field>.
+inline constexpr const char* kExpAvg = "exp_avg";
+inline constexpr const char* kExpAvgSq = "exp_avg_sq";
+inline constexpr const char* kOptimStep = "step";
+inline constexpr const char* kOffset = "offset";  // sharded (dist.zero ≥ 1): the piece's first element
+
+// state.h5: a trainable parameter or buffer by its module name.
+inline std::string model_tensor(const std::string& name) { return "/model/" + name; }
+// A parameter's AdamW state (state.h5, or with dist.zero ≥ 1 each rank file's pieces).
+inline std::string optim_tensor(const std::string& name, const char* field) { return "/optim/" + name + "/" + field; }
+}  // namespace schema
+
 }  // namespace vtb::ckpt

@@ -5,9 +5,9 @@
 
 #include <tuple>
 
+#include "compat/aten_threads.h"
 #include "data/audio.h"
 #include "data/prompt.h"
-#include "model/torch_compat.h"
 
 namespace vtb::data {
 

@@ -50,6 +50,14 @@ struct BucketOptions {
   bool scatter = false;                         // dist.zero = 2: Note [Scattered buckets]
 };
 
+// dist.*: how a training run averages gradients and holds optimizer state over its ranks. Every default here
+// is also the config key's default (launch/config_keys.cpp reads them).
+struct DataParallelSettings {
+  BucketOptions buckets;  // `scatter` follows `zero`
+  int zero = 0;           // dist.zero: 1 = AdamW state sharded over the ranks (Note [Optimizer shards]), 2 = and the
+                          // averaged gradients (Note [Scattered buckets])
+};
+
 // What plan_buckets needs to know of a parameter.
 struct TensorFootprint {
   size_t bytes = 0;

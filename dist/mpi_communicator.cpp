@@ -9,8 +9,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "compat/aten_threads.h"
 #include "dist/world.h"
-#include "model/torch_compat.h"
 
 namespace vtb::dist {
 namespace {

@@ -114,7 +114,7 @@ int ckpt_export_command(int argc, char** argv) {
   }
   folder = resolve_checkpoint(folder);
   TrainedModel t = load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
-  train::export_checkpoint(t.lm, out, t.settings.llm_dir, cmd.options.count("merged") > 0);
+  train::export_checkpoint(t.lm, out, t.model.llm_dir, cmd.options.count("merged") > 0);
   std::cout << "exported " << folder << " to " << out << "\n";
   return kExitOk;
 }

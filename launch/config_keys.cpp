@@ -1,6 +1,7 @@
 // Every configuration key vtb knows, with its meaning. Keep sections together: the resolved config prints in
 // this order. A key's default is the default of the struct field it sets (train::TrainSettings and the
-// structs it holds), so each default has one home; only keys that set no struct (run.threads, log.*,
+// component structs it holds: model::SpeechLMSettings, data::DataSettings, dist::DataParallelSettings,
+// train::CheckpointSettings, ...), so each default has one home; only keys that set no struct (run.threads, log.*,
 // ckpt.async, ...) keep theirs here.
 #include <cstdint>
 #include <string>
@@ -32,9 +33,11 @@ bool model_defining(const std::string& key) {
 void declare_config_keys(boost::program_options::options_description& options) {
   namespace po = boost::program_options;
   const train::TrainSettings t;
-  const model::SpeechLMConfig& m = t.model;
-  const data::FeatureConfig& f = t.loader.features;
-  const data::SpecAugmentConfig& a = t.loader.spec_augment;
+  const train::ScheduleSettings& schedule = t.schedule;
+  const data::DataSettings& d = t.data;
+  const model::SpeechLMConfig& m = t.model.config;
+  const data::FeatureConfig& f = d.loader.features;
+  const data::SpecAugmentConfig& a = d.loader.spec_augment;
   // One key per entry, in the order the resolved config prints.
   // clang-format off
   options.add_options()
@@ -47,7 +50,7 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("run.deterministic", po::value<bool>()->default_value(false),
        "deterministic kernels only (LibTorch's use_deterministic_algorithms, cuDNN deterministic, no TF32): two "
        "runs on a GPU give the same losses bit for bit; slower. CPU runs are deterministic anyway")
-      ("run.peak_tflops", po::value<double>()->default_value(t.peak_tflops)->notifier(at_least(0.0)),
+      ("run.peak_tflops", po::value<double>()->default_value(t.metrics.peak_tflops)->notifier(at_least(0.0)),
        "peak TFLOP/s of one rank's device, for MFU in metrics.jsonl (H100 bf16 dense: 989); 0 = the matmul rate "
        "run.precision = auto measured, or no MFU")
       ("run.precision", po::value<std::string>()->default_value(choice_name(t.precision, train::kPrecisions))->notifier(
@@ -60,10 +63,10 @@ void declare_config_keys(boost::program_options::options_description& options) {
       // [dist]
       ("dist.timeout_s", po::value<double>()->default_value(dist::CommunicatorOptions{}.timeout_s)->notifier(positive()),
        "deadline of every collective in seconds; past it the job ends with a message naming the collective")
-      ("dist.first_bucket_mib", po::value<double>()->default_value(mib(t.buckets.first_bucket_bytes))->notifier(positive()),
+      ("dist.first_bucket_mib", po::value<double>()->default_value(mib(t.parallel.buckets.first_bucket_bytes))->notifier(positive()),
        "size of the first gradient bucket (small, so reduction starts early in backward)")
-      ("dist.bucket_mib", po::value<double>()->default_value(mib(t.buckets.bucket_bytes))->notifier(positive()), "size of the other gradient buckets")
-      ("dist.zero", po::value<int64_t>()->default_value(t.zero)->notifier([](const int64_t& v) {
+      ("dist.bucket_mib", po::value<double>()->default_value(mib(t.parallel.buckets.bucket_bytes))->notifier(positive()), "size of the other gradient buckets")
+      ("dist.zero", po::value<int64_t>()->default_value(t.parallel.zero)->notifier([](const int64_t& v) {
          if (v < 0 || v > 2) throw OutOfRange("must be 0, 1 or 2"); }),
        "0: every rank holds all AdamW state and gradients; 1: AdamW state sharded over the ranks (ZeRO-1, Note "
        "[Optimizer shards]); 2: and the averaged gradients, buckets reduce-scattered (ZeRO-2, Note [Scattered buckets])")
@@ -81,44 +84,44 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("features.time_width", po::value<double>()->default_value(a.time_width)->notifier(between(0, 1)), "SpecAugment: widest time mask, fraction of the frames")
       // [train]
       ("train.seed", po::value<int64_t>()->default_value(t.seed), "seed of initialisation, dropout and data order")
-      ("train.max_steps", po::value<int64_t>()->default_value(t.max_steps)->notifier(at_least<int64_t>(1)), "the run stops here and commits a checkpoint")
-      ("train.micro_batches", po::value<int64_t>()->default_value(t.micro_batches)->notifier(at_least<int64_t>(1)), "gradient accumulation: batches per step per rank")
-      ("train.lr", po::value<double>()->default_value(t.lr)->notifier(positive()), "peak learning rate")
-      ("train.lr_min", po::value<double>()->default_value(t.lr_min)->notifier(at_least(0.0)), "cosine floor")
-      ("train.warmup_steps", po::value<int64_t>()->default_value(t.warmup_steps)->notifier(at_least<int64_t>(0)), "linear warmup")
-      ("train.weight_decay", po::value<double>()->default_value(t.adamw.weight_decay)->notifier(at_least(0.0)), "AdamW decoupled weight decay (not on norms, biases, pos biases)")
-      ("train.beta1", po::value<double>()->default_value(t.adamw.beta1)->notifier(between(0, 1, true)), "AdamW beta1")
-      ("train.beta2", po::value<double>()->default_value(t.adamw.beta2)->notifier(between(0, 1, true)), "AdamW beta2")
-      ("train.clip", po::value<double>()->default_value(t.clip)->notifier(at_least(0.0)), "global gradient-norm clip (0 = off)")
-      ("train.max_bad_steps", po::value<int64_t>()->default_value(t.max_bad_steps)->notifier(at_least<int64_t>(1)), "consecutive NaN/Inf steps that stop the run")
+      ("train.max_steps", po::value<int64_t>()->default_value(schedule.max_steps)->notifier(at_least<int64_t>(1)), "the run stops here and commits a checkpoint")
+      ("train.micro_batches", po::value<int64_t>()->default_value(schedule.micro_batches)->notifier(at_least<int64_t>(1)), "gradient accumulation: batches per step per rank")
+      ("train.lr", po::value<double>()->default_value(schedule.lr)->notifier(positive()), "peak learning rate")
+      ("train.lr_min", po::value<double>()->default_value(schedule.lr_min)->notifier(at_least(0.0)), "cosine floor")
+      ("train.warmup_steps", po::value<int64_t>()->default_value(schedule.warmup_steps)->notifier(at_least<int64_t>(0)), "linear warmup")
+      ("train.weight_decay", po::value<double>()->default_value(schedule.adamw.weight_decay)->notifier(at_least(0.0)), "AdamW decoupled weight decay (not on norms, biases, pos biases)")
+      ("train.beta1", po::value<double>()->default_value(schedule.adamw.beta1)->notifier(between(0, 1, true)), "AdamW beta1")
+      ("train.beta2", po::value<double>()->default_value(schedule.adamw.beta2)->notifier(between(0, 1, true)), "AdamW beta2")
+      ("train.clip", po::value<double>()->default_value(schedule.clip)->notifier(at_least(0.0)), "global gradient-norm clip (0 = off)")
+      ("train.max_bad_steps", po::value<int64_t>()->default_value(schedule.max_bad_steps)->notifier(at_least<int64_t>(1)), "consecutive NaN/Inf steps that stop the run")
       ("train.fixed_batch", po::value<std::string>()->default_value(t.fixed_batch), "benchmarks: a safetensors batch trained on every step instead of the data mix; writes RUN_DIR/initial_parameters.safetensors (Note [Fixed batch])")
-      ("train.log_every", po::value<int64_t>()->default_value(t.log_every)->notifier(at_least<int64_t>(1)), "progress line every N steps (metrics.jsonl gets every step)")
+      ("train.log_every", po::value<int64_t>()->default_value(t.metrics.log_every)->notifier(at_least<int64_t>(1)), "progress line every N steps (metrics.jsonl gets every step)")
       // [ckpt]
-      ("ckpt.every_steps", po::value<int64_t>()->default_value(t.ckpt_every)->notifier(at_least<int64_t>(0)), "checkpoint every N steps (0 = only at the end)")
-      ("ckpt.keep_last", po::value<int64_t>()->default_value(t.keep_last)->notifier(at_least<int64_t>(1)), "committed checkpoints kept")
+      ("ckpt.every_steps", po::value<int64_t>()->default_value(t.ckpt.every_steps)->notifier(at_least<int64_t>(0)), "checkpoint every N steps (0 = only at the end)")
+      ("ckpt.keep_last", po::value<int64_t>()->default_value(t.ckpt.keep_last)->notifier(at_least<int64_t>(1)), "committed checkpoints kept")
       ("ckpt.async", po::value<bool>()->default_value(false),
        "write checkpoints in a background thread (one in flight) while training continues")
-      ("ckpt.every_minutes", po::value<double>()->default_value(t.ckpt_every_minutes)->notifier(at_least(0.0)), "also checkpoint when this many minutes passed (0 = off)")
+      ("ckpt.every_minutes", po::value<double>()->default_value(t.ckpt.every_minutes)->notifier(at_least(0.0)), "also checkpoint when this many minutes passed (0 = off)")
       // [data]
-      ("data.on_error", po::value<std::string>()->default_value(choice_name(t.skip_bad_lines, data::kOnErrorSkips)),
+      ("data.on_error", po::value<std::string>()->default_value(choice_name(d.skip_bad_lines, data::kOnErrorSkips)),
        "a bad manifest line or unreadable audio: fail (error naming file:line) or skip (log and count)")
-      ("data.tokenizer", po::value<std::string>()->default_value(t.tokenizer), "SentencePiece model")
-      ("data.audio_piece", po::value<std::string>()->default_value(t.audio_piece), "the audio placeholder's piece (Gemma: <unused0>)")
+      ("data.tokenizer", po::value<std::string>()->default_value(d.tokenizer), "SentencePiece model")
+      ("data.audio_piece", po::value<std::string>()->default_value(d.audio_piece), "the audio placeholder's piece (Gemma: <unused0>)")
       ("data.source", po::value<std::vector<std::string>>()->composing(),
        "one per source, repeatable: NAME KIND WEIGHT MANIFEST [DEFAULT PROMPT...] (KIND: asr, ast, sqa, text, mixed); "
        "sources given on the command line are added to those of the file")
-      ("data.mix", po::value<std::string>()->default_value(choice_name(t.mix, data::kMixModes)), "per_batch (one source per step, the paper's) or per_sample")
-      ("data.max_seconds", po::value<double>()->default_value(t.limits.max_seconds)->notifier(at_least(0.0)), "audio seconds per batch per rank (0 = unbounded)")
-      ("data.max_tokens", po::value<int64_t>()->default_value(t.limits.max_tokens)->notifier(at_least<int64_t>(0)), "sequence tokens per batch per rank (0 = unbounded)")
-      ("data.max_examples", po::value<int64_t>()->default_value(t.limits.max_examples)->notifier(at_least<int64_t>(0)), "examples per batch per rank (0 = unbounded)")
-      ("data.bucket_window", po::value<int64_t>()->default_value(t.limits.bucket_window)->notifier(at_least<int64_t>(1)), "examples per length-bucketing chunk")
-      ("data.min_duration", po::value<double>()->default_value(t.min_duration)->notifier(at_least(0.0)), "shorter audio is filtered out")
-      ("data.max_duration", po::value<double>()->default_value(t.max_duration)->notifier(positive()), "longer audio is filtered out")
-      ("data.workers", po::value<int64_t>()->default_value(t.loader.workers)->notifier(at_least<int64_t>(0)), "background loader threads per rank")
+      ("data.mix", po::value<std::string>()->default_value(choice_name(d.mix, data::kMixModes)), "per_batch (one source per step, the paper's) or per_sample")
+      ("data.max_seconds", po::value<double>()->default_value(d.limits.max_seconds)->notifier(at_least(0.0)), "audio seconds per batch per rank (0 = unbounded)")
+      ("data.max_tokens", po::value<int64_t>()->default_value(d.limits.max_tokens)->notifier(at_least<int64_t>(0)), "sequence tokens per batch per rank (0 = unbounded)")
+      ("data.max_examples", po::value<int64_t>()->default_value(d.limits.max_examples)->notifier(at_least<int64_t>(0)), "examples per batch per rank (0 = unbounded)")
+      ("data.bucket_window", po::value<int64_t>()->default_value(d.limits.bucket_window)->notifier(at_least<int64_t>(1)), "examples per length-bucketing chunk")
+      ("data.min_duration", po::value<double>()->default_value(d.min_duration)->notifier(at_least(0.0)), "shorter audio is filtered out")
+      ("data.max_duration", po::value<double>()->default_value(d.max_duration)->notifier(positive()), "longer audio is filtered out")
+      ("data.workers", po::value<int64_t>()->default_value(d.loader.workers)->notifier(at_least<int64_t>(0)), "background loader threads per rank")
       // [model]
-      ("model.llm", po::value<std::string>()->default_value(t.llm_dir),
+      ("model.llm", po::value<std::string>()->default_value(t.model.llm_dir),
        "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")
-      ("model.encoder", po::value<std::string>()->default_value(t.encoder_init),
+      ("model.encoder", po::value<std::string>()->default_value(t.model.encoder_init),
        "safetensors of a pretrained speech encoder (encoder.* names, e.g. from vtb encoder pretrain) to start "
        "from; empty = random initialisation")
       // [llm]: the stand-in LLM's shape (ignored when model.llm is set). Defaults: Gemma-1 2B.

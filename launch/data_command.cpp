@@ -16,8 +16,8 @@
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/config.h"
+#include "launch/data_settings.h"
 #include "launch/npy.h"
-#include "launch/train_settings.h"
 
 namespace vtb {
 namespace po = boost::program_options;

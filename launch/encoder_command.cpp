@@ -183,8 +183,8 @@ int encoder_import_command(int argc, char** argv) {
   const auto yaml = model::flatten_yaml(archive.config_yaml, file + ": model_config.yaml");
   const std::string prefix = encoder_prefix(yaml, file);
   const std::string pre_prefix = prefix.substr(0, prefix.size() - std::string("encoder.").size()) + "preprocessor.";
-  std::vector<std::string> problems = check_encoder(yaml, prefix, t.model.encoder);
-  for (const auto& p : check_preprocessor(yaml, pre_prefix, t.loader.features)) problems.push_back(p);
+  std::vector<std::string> problems = check_encoder(yaml, prefix, t.model.config.encoder);
+  for (const auto& p : check_preprocessor(yaml, pre_prefix, t.data.loader.features)) problems.push_back(p);
   if (!problems.empty()) {
     std::string message = file + ": model_config.yaml does not match this config (" + std::to_string(problems.size()) +
                           "); set the keys here to the file's values:";
@@ -192,9 +192,10 @@ int encoder_import_command(int argc, char** argv) {
     throw ConfigError(message);
   }
   for (const std::string key : {"dropout", "dropout_pre_encoder", "dropout_emb", "dropout_att"})
-    if (const auto v = number(YamlCheck(yaml, prefix).value(key, "0.1")); v && *v != t.model.encoder.conformer.dropout)
+    if (const auto v = number(YamlCheck(yaml, prefix).value(key, "0.1"));
+        v && *v != t.model.config.encoder.conformer.dropout)
       spdlog::warn("{}{} = {} in the .nemo; vtb trains with encoder.dropout = {} for every dropout", prefix, key, *v,
-                   t.model.encoder.conformer.dropout);
+                   t.model.config.encoder.conformer.dropout);
 
   std::vector<std::pair<std::string, at::Tensor>> encoder_tensors;
   {
@@ -203,24 +204,21 @@ int encoder_import_command(int argc, char** argv) {
     for (const auto& [name, tensor] : all)
       if (name.rfind(prefix, 0) == 0) encoder_tensors.emplace_back("encoder." + name.substr(prefix.size()), tensor);
   }
-  model::SpeechEncoder encoder(t.model.encoder);
-  model::load_encoder_tensors(encoder, t.model, encoder_tensors,
+  const model::SpeechLMConfig& m = t.model.config;
+  model::SpeechEncoder encoder(m.encoder);
+  model::load_encoder_tensors(encoder, m, encoder_tensors,
                               file + ": model_weights.ckpt does not fit this config's encoder (encoder.*):");
-  std::vector<std::pair<std::string, at::Tensor>> written;
+  const auto written = model::module_tensors(*encoder, "encoder.", /*buffers=*/true);
   int64_t parameters = 0;
-  for (const auto& p : encoder->named_parameters()) {
-    written.emplace_back("encoder." + p.key(), p.value().detach());
-    parameters += p.value().numel();
-  }
-  for (const auto& b : encoder->named_buffers()) written.emplace_back("encoder." + b.key(), b.value());
+  for (const auto& p : encoder->parameters()) parameters += p.numel();
   model::write_safetensors(out, written, {{"source", file}, {"format", "pt"}});
   spdlog::info("{}: {} encoder tensors ({} parameters) → {}", file, written.size(), parameters, out);
   spdlog::info(
       "features: a .nemo does not record the STFT padding; this config uses features.pad_mode = {} and "
       "features.frame_rule = {} (NeMo from July 2025 on: constant and floor; models trained before: reflect and "
       "plus_one)",
-      choice_name(t.loader.features.pad_mode, data::kPadModes),
-      choice_name(t.loader.features.frame_rule, data::kFrameRules));
+      choice_name(t.data.loader.features.pad_mode, data::kPadModes),
+      choice_name(t.data.loader.features.frame_rule, data::kFrameRules));
   return kExitOk;
 }
 
@@ -245,17 +243,18 @@ int encoder_forward_command(int argc, char** argv) {
   setup_logging(0, "warn", false);
   const Config config = Config::load(cmd.options["config"].as<std::string>(), cmd.overrides);
   const train::TrainSettings t = read_train_settings(config);
-  model::SpeechEncoder encoder(t.model.encoder);
+  const model::SpeechLMConfig& m = t.model.config;
+  model::SpeechEncoder encoder(m.encoder);
   const std::string file = cmd.options["encoder"].as<std::string>();
   const auto f = model::SafetensorsFile::open(file);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& entry : f->header().tensors) tensors.emplace_back(entry.name, f->tensor(entry.name));
-  model::load_encoder_tensors(encoder, t.model, tensors, file + " does not fit this config's encoder (encoder.*):");
+  model::load_encoder_tensors(encoder, m, tensors, file + " does not fit this config's encoder (encoder.*):");
   encoder->eval();
 
   at::Tensor features = read_npy(cmd.options["features"].as<std::string>());
-  if (features.dim() != 2 || features.size(0) != t.model.encoder.n_mels)
-    throw ConfigError("--features: expected [n_mels = " + std::to_string(t.model.encoder.n_mels) + ", frames], got " +
+  if (features.dim() != 2 || features.size(0) != m.encoder.n_mels)
+    throw ConfigError("--features: expected [n_mels = " + std::to_string(m.encoder.n_mels) + ", frames], got " +
                       c10::str(features.sizes()));
   features = features.unsqueeze(0).requires_grad_(cmd.options.count("cotangent") > 0);
   const auto [frames, lengths] = encoder->forward(features, torch::tensor({features.size(2)}, torch::kLong));

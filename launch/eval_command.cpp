@@ -63,16 +63,16 @@ int eval_command(int argc, char** argv) {
   data::ManifestOptions mo;
   mo.kind = data::source_kind(task);
   mo.min_duration = 0;
-  mo.max_duration = 1e9;                          // evaluate everything the manifest holds
-  mo.skip_bad_lines = t.settings.skip_bad_lines;  // data.on_error
+  mo.max_duration = 1e9;                      // evaluate everything the manifest holds
+  mo.skip_bad_lines = t.data.skip_bad_lines;  // data.on_error
   const data::Manifest manifest = data::read_manifest(cmd.options["manifest"].as<std::string>(), mo);
 
   eval::EvalOptions eo;
   eo.task = task;
   eo.batch_size = cmd.options["batch-size"].as<int64_t>();
   eo.decode = read_decode_options(cmd, tok, t.lm->llm->config().max_positions);
-  eo.features = t.settings.loader.features;
-  eo.skip_bad_audio = t.settings.loader.skip_bad_audio;
+  eo.features = t.data.loader.features;
+  eo.skip_bad_audio = t.data.loader.skip_bad_audio;
   const eval::EvalResult r = eval::evaluate(*s.comm, t.lm, tok, manifest.examples, eo);
 
   if (s.world->rank == 0) {

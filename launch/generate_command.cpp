@@ -43,7 +43,7 @@ TrainedModel load_for_generation(const ParsedCommand& cmd) {
 
 // The model's next assistant turn after `c` (which ends with a user turn).
 std::string answer(TrainedModel& t, const data::Conversation& c, const eval::DecodeOptions& o) {
-  const model::SpeechBatch b = eval::prompt_batch({c}, t.tokenizer, data::LogMelExtractor(t.settings.loader.features));
+  const model::SpeechBatch b = eval::prompt_batch({c}, t.tokenizer, data::LogMelExtractor(t.data.loader.features));
   const auto out = eval::decode(t.lm, b, o);
   return t.tokenizer.decode(std::vector<int>(out[0].begin(), out[0].end()));
 }
@@ -53,7 +53,7 @@ std::string answer(TrainedModel& t, const data::Conversation& c, const eval::Dec
 model::SpeechBatch chat_turn(TrainedModel& t, const data::Turn& turn, bool first) {
   data::Conversation one;
   one.turns.push_back(turn);
-  model::SpeechBatch b = eval::prompt_batch({one}, t.tokenizer, data::LogMelExtractor(t.settings.loader.features));
+  model::SpeechBatch b = eval::prompt_batch({one}, t.tokenizer, data::LogMelExtractor(t.data.loader.features));
   if (first) return b;
   std::vector<int64_t> head = {t.tokenizer.special().end_of_turn};
   for (int id : t.tokenizer.encode("\n")) head.push_back(id);

@@ -50,7 +50,7 @@ train::PretrainSchedule pretrain_schedule(const ParsedCommand& cmd, const train:
   s.lr_min = s.lr / floor_divisor;
   s.warmup_steps = std::min<int64_t>(50, s.steps / 10);
   s.log_every = std::max<int64_t>(1, std::min<int64_t>(50, s.steps / 10));
-  s.clip = t.clip;
+  s.clip = t.schedule.clip;
   return s;
 }
 
@@ -127,21 +127,21 @@ int lm_pretrain_command(int argc, char** argv) {
   require_options(cmd, {"out"});
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
   const train::TrainSettings t = read_train_settings(s.config);
-  if (!t.llm_dir.empty())
-    throw ConfigError("lm pretrain builds a new LLM from llm.*, but model.llm names one (" + t.llm_dir +
+  if (!t.model.llm_dir.empty())
+    throw ConfigError("lm pretrain builds a new LLM from llm.*, but model.llm names one (" + t.model.llm_dir +
                       "); pass --model.llm= to pretrain");
   train::PretrainSettings p;
-  p.llm = t.model.llm;
-  p.tokenizer = t.tokenizer;
-  p.audio_piece = t.audio_piece;
+  p.llm = t.model.config.llm;
+  p.tokenizer = t.data.tokenizer;
+  p.audio_piece = t.data.audio_piece;
   p.corpora = cmd.options.count("corpus") ? cmd.options["corpus"].as<std::vector<std::string>>()
                                           : std::vector<std::string>{"data/synth/lm_train.jsonl"};
   p.out_dir = cmd.options["out"].as<std::string>();
   p.seed = t.seed;
   p.batch = cmd.options["batch"].as<int64_t>();
   p.schedule = pretrain_schedule(cmd, t, 30);
-  p.adamw = t.adamw;
-  p.buckets = t.buckets;
+  p.adamw = t.schedule.adamw;
+  p.buckets = t.parallel.buckets;
   if (p.batch < 1) throw ConfigError("--batch must be at least 1");
   train::pretrain_lm(*s.comm, p);
   return kExitOk;
@@ -168,10 +168,15 @@ int encoder_pretrain_command(int argc, char** argv) {
   }
   require_options(cmd, {"out"});
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
+  const train::TrainSettings t = read_train_settings(s.config);
   train::EncoderPretrainSettings e;
-  e.train = read_train_settings(s.config);
+  e.encoder = t.model.config.encoder;
+  e.data = t.data;
+  e.buckets = t.parallel.buckets;
+  e.adamw = t.schedule.adamw;
+  e.seed = t.seed;
   e.out_file = cmd.options["out"].as<std::string>();
-  e.schedule = pretrain_schedule(cmd, e.train, 20);
+  e.schedule = pretrain_schedule(cmd, t, 20);
   train::pretrain_encoder_ctc(*s.comm, e);
   return kExitOk;
 }

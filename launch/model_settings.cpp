@@ -121,4 +121,12 @@ model::SpeechLMConfig read_model_settings(const Config& c) {
   return m;
 }
 
+model::SpeechLMSettings read_speech_lm_settings(const Config& c) {
+  model::SpeechLMSettings s;
+  s.config = read_model_settings(c);
+  s.llm_dir = c.str("model.llm");
+  s.encoder_init = c.str("model.encoder");
+  return s;
+}
+
 }  // namespace vtb

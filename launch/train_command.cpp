@@ -46,17 +46,20 @@ int train_command(int argc, char** argv) {
     return kExitOk;
   }
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
-  train::TrainSettings settings = read_train_settings(s.config);
+  const train::TrainSettings settings = read_train_settings(s.config);
   check_writable(settings.run_dir, s.world->rank);
-  // A resume continues the model it saved: refused here, naming each key, if the config now builds another.
-  if (const std::string latest = ckpt::latest_checkpoint(settings.run_dir); !latest.empty())
-    check_against_checkpoint(latest, checkpoint_config(latest, {}), s.config);
+  train::RunContext context;
+  context.config_text = s.config.resolved_ini();
+  // The run folder's `latest`, resolved once. A resume continues the model it saved: refused here, naming
+  // each key, if the config now builds another.
+  context.resume_from = ckpt::latest_checkpoint(settings.run_dir);
+  if (!context.resume_from.empty())
+    check_against_checkpoint(context.resume_from, checkpoint_config(context.resume_from, {}), s.config);
   std::unique_ptr<dist::Communicator> checkpoint_comm;
-  if (s.config.flag("ckpt.async")) {  // collective: every rank creates it
+  if (s.config.flag("ckpt.async"))  // collective: every rank creates it
     checkpoint_comm = dist::make_communicator(s.config.str("run.device"), {s.config.real("dist.timeout_s")});
-    settings.checkpoint_comm = checkpoint_comm.get();
-  }
-  return train::run_training(*s.comm, settings);
+  context.checkpoint_comm = checkpoint_comm.get();
+  return train::run_training(*s.comm, settings, context);
 }
 
 }  // namespace vtb

@@ -6,8 +6,9 @@
 
 #include "ckpt/commit.h"
 #include "ckpt/layout.h"
-#include "launch/train_settings.h"
-#include "train/training_state.h"
+#include "ckpt/model_weights.h"
+#include "launch/data_settings.h"
+#include "launch/model_settings.h"
 
 namespace vtb {
 
@@ -17,7 +18,7 @@ std::string resolve_checkpoint(const std::string& path) {
 }
 
 Config checkpoint_config(const std::string& folder, const std::vector<std::string>& overrides) {
-  const std::string text = train::checkpoint_config(folder), source = ckpt::state_file(folder) + " (its stored config)";
+  const std::string text = ckpt::stored_config(folder), source = ckpt::state_file(folder) + " (its stored config)";
   Config config = Config::parse(text, source, overrides);
   check_against_checkpoint(folder, Config::parse(text, source, {}), config);
   return config;
@@ -52,10 +53,12 @@ void check_against_checkpoint(const std::string& folder, const Config& stored, c
 
 TrainedModel load_trained_model(const Config& config, const std::string& folder) {
   TrainedModel t;
-  t.settings = read_train_settings(config);
-  t.tokenizer = data::Tokenizer::load(t.settings.tokenizer, t.settings.audio_piece);
-  t.lm = train::build_speech_lm(t.settings, t.tokenizer);
-  if (!folder.empty()) train::load_model_weights(folder, t.lm);
+  t.model = read_speech_lm_settings(config);
+  t.data = read_data_settings(config, t.model.config);
+  t.tokenizer = data::Tokenizer::load(t.data.tokenizer, t.data.audio_piece);
+  t.lm = model::build_speech_lm(t.model, t.tokenizer.special().audio, t.tokenizer.vocab_size(),
+                                config.integer("train.seed"));
+  if (!folder.empty()) ckpt::load_model_weights(folder, t.lm);
   t.lm->eval();
   return t;
 }

@@ -5,10 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "data/data_settings.h"
 #include "data/tokenizer.h"
 #include "launch/config.h"
 #include "model/speech_lm.h"
-#include "train/trainer.h"
+#include "model/speech_lm_settings.h"
 
 namespace vtb {
 
@@ -26,7 +27,8 @@ Config checkpoint_config(const std::string& folder, const std::vector<std::strin
 void check_against_checkpoint(const std::string& folder, const Config& stored, const Config& current);
 
 struct TrainedModel {
-  train::TrainSettings settings;
+  model::SpeechLMSettings model;
+  data::DataSettings data;  // the tokenizer, the features and data.on_error the model is used with
   data::Tokenizer tokenizer;
   model::SpeechLM lm{nullptr};
 };

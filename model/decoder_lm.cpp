@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "model/attention.h"
 #include "model/safetensors.h"
 #include "model/tensor_loading.h"
-#include "model/torch_compat.h"
 
 namespace vtb::model {
 namespace {
@@ -33,13 +33,6 @@ std::pair<at::Tensor, at::Tensor> rope(const at::Tensor& positions, int64_t d, d
   at::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // [B,T,d/2]
   at::Tensor emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);             // [B,1,T,d]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
-}
-
-// Adds (sign +1) or subtracts (-1) rows [row, row + w.size(0)) of a fused LoRA update to `w`.
-void apply_delta(torch::nn::Linear& base, const at::Tensor& delta, int64_t row, double sign) {
-  torch::NoGradGuard no_grad;
-  at::Tensor& w = base->weight;
-  w.add_(delta.narrow(0, row, w.size(0)).to(w.scalar_type()), sign);
 }
 
 // Note [Activation checkpointing]: the layer runs without autograd in forward; backward recomputes it
@@ -117,41 +110,14 @@ AttentionImpl::AttentionImpl(const DecoderConfig& c, const LoraConfig& lora)
   k_proj = register_module("k_proj", linear(c.hidden, kv_out));
   v_proj = register_module("v_proj", linear(c.hidden, kv_out));
   o_proj = register_module("o_proj", linear(q_out, c.hidden));
-  if (!lora.enabled()) return;
-  if (lora.layout == LoraLayout::Fused) {
-    const int64_t outs[3] = {q_out, kv_out, kv_out};
-    const char* names[3] = {"q", "k", "v"};
-    int64_t fused_out = 0;
-    for (int i = 0; i < 3; ++i)
-      if ((fused_[i] = lora.targets.count(names[i]) > 0)) fused_out += outs[i];
-    if (fused_out > 0) qkv_lora = register_module("qkv_lora", LoraAdapter(c.hidden, fused_out, lora));
-  } else {
-    if (lora.targets.count("q")) q_lora = register_module("q_lora", LoraAdapter(c.hidden, q_out, lora));
-    if (lora.targets.count("k")) k_lora = register_module("k_lora", LoraAdapter(c.hidden, kv_out, lora));
-    if (lora.targets.count("v")) v_lora = register_module("v_lora", LoraAdapter(c.hidden, kv_out, lora));
-  }
-  if (lora.targets.count("o")) o_lora = register_module("o_lora", LoraAdapter(q_out, c.hidden, lora));
+  qkv = LoraGroup(*this, lora, c.hidden, {{"q", q_out}, {"k", kv_out}, {"v", kv_out}}, "qkv_lora");
+  if (lora.enabled() && lora.targets.count("o")) o_lora = register_module("o_lora", LoraAdapter(q_out, c.hidden, lora));
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& allowed, at::Tensor* cache_k, at::Tensor* cache_v) {
   at::Tensor q = q_proj(x), k = k_proj(x), v = v_proj(x);
-  if (!merged_) {
-    if (qkv_lora) {
-      at::Tensor d = qkv_lora(x);
-      int64_t row = 0;
-      at::Tensor* outs[3] = {&q, &k, &v};
-      for (int i = 0; i < 3; ++i) {
-        if (!fused_[i]) continue;
-        const int64_t n = outs[i]->size(-1);
-        *outs[i] = *outs[i] + d.narrow(-1, row, n);
-        row += n;
-      }
-    }
-    if (q_lora) q = q + q_lora(x);
-    if (k_lora) k = k + k_lora(x);
-    if (v_lora) v = v + v_lora(x);
-  }
+  if (!merged_) qkv.add_updates(x, {&q, &k, &v});
   const int64_t B = x.size(0), T = x.size(1);
   q = q.view({B, T, heads_, head_dim_}).transpose(1, 2);
   k = k.view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
@@ -172,7 +138,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     k = k.unsqueeze(2).expand({B, kv_heads_, groups, S, head_dim_}).reshape({B, heads_, S, head_dim_});
     v = v.unsqueeze(2).expand({B, kv_heads_, groups, S, head_dim_}).reshape({B, heads_, S, head_dim_});
   }
-  at::Tensor out = compat::attention(q, k, v, allowed).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
+  at::Tensor out = attention(q, k, v, allowed).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
   at::Tensor y = o_proj(out);
   if (o_lora && !merged_) y = y + o_lora(out);
   return y;
@@ -181,20 +147,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
 void AttentionImpl::merge_lora(bool merge) {
   if (merged_ == merge) return;
   const double sign = merge ? 1.0 : -1.0;
-  if (qkv_lora) {
-    at::Tensor d = qkv_lora->delta_weight();
-    int64_t row = 0;
-    torch::nn::Linear* bases[3] = {&q_proj, &k_proj, &v_proj};
-    for (int i = 0; i < 3; ++i) {
-      if (!fused_[i]) continue;
-      apply_delta(*bases[i], d, row, sign);
-      row += (*bases[i])->weight.size(0);
-    }
-  }
-  if (q_lora) apply_delta(q_proj, q_lora->delta_weight(), 0, sign);
-  if (k_lora) apply_delta(k_proj, k_lora->delta_weight(), 0, sign);
-  if (v_lora) apply_delta(v_proj, v_lora->delta_weight(), 0, sign);
-  if (o_lora) apply_delta(o_proj, o_lora->delta_weight(), 0, sign);
+  qkv.apply_to_weights({&q_proj, &k_proj, &v_proj}, sign);
+  if (o_lora) add_delta_rows(o_proj, o_lora->delta_weight(), 0, sign);
   merged_ = merge;
 }
 
@@ -204,35 +158,14 @@ MlpImpl::MlpImpl(const DecoderConfig& c, const LoraConfig& lora) : gelu_(c.is_ge
   gate_proj = register_module("gate_proj", linear(c.hidden, c.intermediate));
   up_proj = register_module("up_proj", linear(c.hidden, c.intermediate));
   down_proj = register_module("down_proj", linear(c.intermediate, c.hidden));
-  if (!lora.enabled()) return;
-  if (lora.layout == LoraLayout::Fused) {
-    fused_[0] = lora.targets.count("gate") > 0;
-    fused_[1] = lora.targets.count("up") > 0;
-    const int64_t out = (fused_[0] + fused_[1]) * c.intermediate;
-    if (out > 0) gate_up_lora = register_module("gate_up_lora", LoraAdapter(c.hidden, out, lora));
-  } else {
-    if (lora.targets.count("gate"))
-      gate_lora = register_module("gate_lora", LoraAdapter(c.hidden, c.intermediate, lora));
-    if (lora.targets.count("up")) up_lora = register_module("up_lora", LoraAdapter(c.hidden, c.intermediate, lora));
-  }
-  if (lora.targets.count("down")) down_lora = register_module("down_lora", LoraAdapter(c.intermediate, c.hidden, lora));
+  gate_up = LoraGroup(*this, lora, c.hidden, {{"gate", c.intermediate}, {"up", c.intermediate}}, "gate_up_lora");
+  if (lora.enabled() && lora.targets.count("down"))
+    down_lora = register_module("down_lora", LoraAdapter(c.intermediate, c.hidden, lora));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
   at::Tensor gate = gate_proj(x), up = up_proj(x);
-  if (!merged_) {
-    if (gate_up_lora) {
-      at::Tensor d = gate_up_lora(x);
-      int64_t row = 0;
-      if (fused_[0]) {
-        gate = gate + d.narrow(-1, row, gate.size(-1));
-        row += gate.size(-1);
-      }
-      if (fused_[1]) up = up + d.narrow(-1, row, up.size(-1));
-    }
-    if (gate_lora) gate = gate + gate_lora(x);
-    if (up_lora) up = up + up_lora(x);
-  }
+  if (!merged_) gate_up.add_updates(x, {&gate, &up});
   at::Tensor h = (gelu_ ? torch::gelu(gate, "tanh") : torch::silu(gate)) * up;
   at::Tensor y = down_proj(h);
   if (down_lora && !merged_) y = y + down_lora(h);
@@ -242,18 +175,8 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
 void MlpImpl::merge_lora(bool merge) {
   if (merged_ == merge) return;
   const double sign = merge ? 1.0 : -1.0;
-  if (gate_up_lora) {
-    at::Tensor d = gate_up_lora->delta_weight();
-    int64_t row = 0;
-    if (fused_[0]) {
-      apply_delta(gate_proj, d, row, sign);
-      row += gate_proj->weight.size(0);
-    }
-    if (fused_[1]) apply_delta(up_proj, d, row, sign);
-  }
-  if (gate_lora) apply_delta(gate_proj, gate_lora->delta_weight(), 0, sign);
-  if (up_lora) apply_delta(up_proj, up_lora->delta_weight(), 0, sign);
-  if (down_lora) apply_delta(down_proj, down_lora->delta_weight(), 0, sign);
+  gate_up.apply_to_weights({&gate_proj, &up_proj}, sign);
+  if (down_lora) add_delta_rows(down_proj, down_lora->delta_weight(), 0, sign);
   merged_ = merge;
 }
 

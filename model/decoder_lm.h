@@ -40,14 +40,13 @@ class AttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& allowed,
                      at::Tensor* cache_k, at::Tensor* cache_v);
   void merge_lora(bool merge);  // adds (merge) or subtracts (unmerge) the LoRA update into the base weights
-  bool fused_covers(int projection) const { return fused_[projection]; }  // 0 q, 1 k, 2 v: rows of qkv_lora
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  LoraAdapter qkv_lora{nullptr}, q_lora{nullptr}, k_lora{nullptr}, v_lora{nullptr}, o_lora{nullptr};
+  LoraGroup qkv;  // q, k, v in that order: "qkv_lora" (fused) or "q_lora", "k_lora", "v_lora"
+  LoraAdapter o_lora{nullptr};
 
  private:
   int64_t heads_, kv_heads_, head_dim_;
-  bool fused_[3] = {false, false, false};  // q, k, v covered by qkv_lora, in that row order
   bool merged_ = false;
 };
 TORCH_MODULE(Attention);
@@ -57,14 +56,13 @@ class MlpImpl : public torch::nn::Module {
   MlpImpl(const DecoderConfig& c, const LoraConfig& lora);
   at::Tensor forward(const at::Tensor& x);
   void merge_lora(bool merge);
-  bool fused_covers(int projection) const { return fused_[projection]; }  // 0 gate, 1 up: rows of gate_up_lora
 
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
-  LoraAdapter gate_up_lora{nullptr}, gate_lora{nullptr}, up_lora{nullptr}, down_lora{nullptr};
+  LoraGroup gate_up;  // gate, up in that order: "gate_up_lora" (fused) or "gate_lora", "up_lora"
+  LoraAdapter down_lora{nullptr};
 
  private:
-  bool gelu_;                       // Gemma: GeGLU with tanh-GELU; Llama: SwiGLU
-  bool fused_[2] = {false, false};  // gate, up covered by gate_up_lora, in that row order
+  bool gelu_;  // Gemma: GeGLU with tanh-GELU; Llama: SwiGLU
   bool merged_ = false;
 };
 TORCH_MODULE(Mlp);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
 #include <array>
@@ -16,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace vtb::model {
 
@@ -54,5 +56,38 @@ class LoraAdapterImpl : public torch::nn::Module {
   double dropout_;
 };
 TORCH_MODULE(LoraAdapter);
+
+// The LoRA of a group of projections that read the same input (q, k, v; gate, up), under either layout
+// (Note [LoRA layouts]): fused, one adapter named `fused_name` whose B rows are the targeted projections'
+// rows in group order; separate, one adapter "<target>_lora" per targeted projection. Forward, merging and
+// export all go through it, so the row bookkeeping is written once.
+class LoraGroup {
+ public:
+  struct Projection {
+    const char* target;  // its lora.targets name: "q", "gate", ...
+    int64_t out;         // its output width
+  };
+  LoraGroup() = default;
+  // Registers the adapters on `owner` (input width `in`), in group order; none when no projection is targeted.
+  LoraGroup(torch::nn::Module& owner, const LoraConfig& lora, int64_t in, std::vector<Projection> projections,
+            const std::string& fused_name);
+
+  // outputs[i] += projection i's LoRA update of x (outputs in group order; untargeted ones unchanged).
+  void add_updates(const at::Tensor& x, const std::vector<at::Tensor*>& outputs);
+  // Adds (sign +1) or subtracts (-1) each targeted projection's update to its base weight, bases in group order.
+  void apply_to_weights(const std::vector<torch::nn::Linear*>& bases, double sign) const;
+  // Projection i's adapter as PEFT holds it: A and its rows of B; undefined tensors when i is not targeted.
+  std::pair<at::Tensor, at::Tensor> peft_adapter(size_t i) const;
+
+  LoraAdapter fused{nullptr};         // fused layout: the group's one adapter, or null
+  std::vector<LoraAdapter> separate;  // separate layout: per projection, null when not targeted
+
+ private:
+  std::vector<int64_t> rows_;  // fused: projection i's first row of B; -1 when not covered
+  std::vector<int64_t> outs_;
+};
+
+// Adds (sign +1) or subtracts (-1) `delta` rows [row, row + base's rows) to `base`'s weight (merging LoRA).
+void add_delta_rows(torch::nn::Linear& base, const at::Tensor& delta, int64_t row, double sign);
 
 }  // namespace vtb::model

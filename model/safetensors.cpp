@@ -145,6 +145,18 @@ std::string serialize_safetensors(const std::vector<std::pair<std::string, at::T
   return out;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> module_tensors(const torch::nn::Module& module,
+                                                               const std::string& prefix, bool buffers,
+                                                               const std::function<bool(const std::string&)>& keep) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module.named_parameters())
+    if (!keep || keep(p.key())) out.emplace_back(prefix + p.key(), p.value().detach().cpu());
+  if (buffers)
+    for (const auto& b : module.named_buffers())
+      if (!keep || keep(b.key())) out.emplace_back(prefix + b.key(), b.value().detach().cpu());
+  return out;
+}
+
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   const std::string bytes = serialize_safetensors(tensors, metadata);

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
 
 #include "model/safetensors_header.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +48,13 @@ class SafetensorsFile {
 // multiple of 8. Writes to `path`.tmp, then renames.
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// `module`'s parameters (and its buffers, with `buffers`), detached and on the CPU, named `prefix` + their
+// name, those `keep` accepts (by their name in `module`; no `keep` = all): what write_safetensors takes, the
+// one way vtb saves a module's tensors.
+std::vector<std::pair<std::string, at::Tensor>> module_tensors(
+    const torch::nn::Module& module, const std::string& prefix, bool buffers,
+    const std::function<bool(const std::string&)>& keep = nullptr);
 
 // The bytes write_safetensors would write (for tests and in-memory use).
 std::string serialize_safetensors(const std::vector<std::pair<std::string, at::Tensor>>& tensors,

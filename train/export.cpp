@@ -24,31 +24,15 @@ std::map<std::string, at::Tensor> peft_adapter_tensors(model::SpeechLM& lm) {
     const std::string mlp = "model.layers." + std::to_string(i) + ".mlp.";
     auto& a = layer->self_attn;
     auto& m = layer->mlp;
-    if (a->qkv_lora) {  // rows of B in q, k, v order, for the projections the fused adapter covers
-      int64_t row = 0;
-      const std::pair<const char*, torch::nn::Linear> bases[] = {
-          {"q_proj", a->q_proj}, {"k_proj", a->k_proj}, {"v_proj", a->v_proj}};
-      for (int p = 0; p < 3; ++p) {
-        if (!a->fused_covers(p)) continue;
-        const int64_t rows = bases[p].second->weight.size(0);
-        put(attn + bases[p].first, a->qkv_lora->A, a->qkv_lora->B.narrow(0, row, rows));
-        row += rows;
-      }
-    }
-    for (auto [name, ad] :
-         {std::pair{"q_proj", a->q_lora}, {"k_proj", a->k_lora}, {"v_proj", a->v_lora}, {"o_proj", a->o_lora}})
-      if (ad) put(attn + name, ad->A, ad->B);
-    if (m->gate_up_lora) {
-      const int64_t rows = m->gate_proj->weight.size(0);
-      int64_t row = 0;
-      for (int p = 0; p < 2; ++p) {
-        if (!m->fused_covers(p)) continue;
-        put(mlp + (p == 0 ? "gate_proj" : "up_proj"), m->gate_up_lora->A, m->gate_up_lora->B.narrow(0, row, rows));
-        row += rows;
-      }
-    }
-    for (auto [name, ad] : {std::pair{"gate_proj", m->gate_lora}, {"up_proj", m->up_lora}, {"down_proj", m->down_lora}})
-      if (ad) put(mlp + name, ad->A, ad->B);
+    // A fused adapter exports as one PEFT adapter per projection it covers: the shared A, its rows of B.
+    auto put_group = [&](const std::string& module, const model::LoraGroup& group, std::vector<const char*> names) {
+      for (size_t p = 0; p < names.size(); ++p)
+        if (const auto [A, B] = group.peft_adapter(p); A.defined()) put(module + names[p], A, B);
+    };
+    put_group(attn, a->qkv, {"q_proj", "k_proj", "v_proj"});
+    if (a->o_lora) put(attn + "o_proj", a->o_lora->A, a->o_lora->B);
+    put_group(mlp, m->gate_up, {"gate_proj", "up_proj"});
+    if (m->down_lora) put(mlp + "down_proj", m->down_lora->A, m->down_lora->B);
   }
   return out;
 }
@@ -79,11 +63,8 @@ void export_checkpoint(model::SpeechLM& lm, const std::string& out_dir, const st
                                 {"inference_mode", true}};
   std::ofstream((fs::path(out_dir) / "adapter" / "adapter_config.json").string()) << config.dump(2) << "\n";
 
-  std::vector<std::pair<std::string, at::Tensor>> speech;
-  for (const auto& p : lm->named_parameters())
-    if (p.key().rfind("llm.", 0) != 0) speech.emplace_back(p.key(), p.value().detach());
-  for (const auto& b : lm->named_buffers())
-    if (b.key().rfind("llm.", 0) != 0) speech.emplace_back(b.key(), b.value().detach());
+  const auto speech = model::module_tensors(*lm, "", /*buffers=*/true,
+                                            [](const std::string& name) { return name.rfind("llm.", 0) != 0; });
   model::write_safetensors((fs::path(out_dir) / "speech.safetensors").string(), speech, {{"format", "pt"}});
 
   if (merged) model::save_hf_decoder(lm->llm, (fs::path(out_dir) / "merged").string(), /*merge_lora=*/true);

@@ -71,9 +71,11 @@ FlopModel::FlopModel(model::SpeechLM& lm) {
   }
 }
 
-MetricsLog::MetricsLog(dist::Communicator& comm, const TrainSettings& settings, model::SpeechLM& lm,
-                       std::vector<std::string> source_names, int64_t resumed_step)
+MetricsLog::MetricsLog(dist::Communicator& comm, const std::string& run_dir, const MetricsSettings& settings,
+                       int64_t max_steps, model::SpeechLM& lm, std::vector<std::string> source_names,
+                       int64_t resumed_step)
     : settings_(settings),
+      max_steps_(max_steps),
       root_(comm.rank() == 0),
       tty_(root_ && isatty(STDERR_FILENO)),
       world_(comm.size()),
@@ -81,8 +83,8 @@ MetricsLog::MetricsLog(dist::Communicator& comm, const TrainSettings& settings, 
       flops_(lm),
       source_names_(std::move(source_names)) {
   if (!root_) return;
-  const fs::path path = fs::path(settings.run_dir) / "metrics.jsonl";
-  fs::create_directories(settings.run_dir);
+  const fs::path path = fs::path(run_dir) / "metrics.jsonl";
+  fs::create_directories(run_dir);
   truncate_metrics(path, resumed_step);
   file_.open(path, std::ios::app);
 }
@@ -118,7 +120,7 @@ void MetricsLog::record(const StepRecord& r, const StepStatistics& stats) {
   file_ << line.dump() << "\n";
   file_.flush();
 
-  const int64_t max_steps = settings_.max_steps;
+  const int64_t max_steps = max_steps_;
   const std::string eta = duration_text(step_time_ema_ * static_cast<double>(max_steps - r.step));
   if (tty_) {  // one line, rewritten in place
     std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f (%s)  lr %.2e  %.2f s/step  ETA %s   ",

@@ -11,9 +11,15 @@
 #include "dist/communicator.h"
 #include "model/speech_lm.h"
 #include "train/train_step.h"
-#include "train/trainer.h"
 
 namespace vtb::train {
+
+// What the log reports besides each step. Every default here is also the config key's default.
+struct MetricsSettings {
+  int64_t log_every = 10;  // train.log_every: a progress line every so many steps (when not on a terminal)
+  double peak_tflops = 0;  // run.peak_tflops: per rank, for MFU in metrics.jsonl; 0 = the rate run.precision =
+                           // auto measured (run_training fills it in)
+};
 
 // Model FLOPs of one step (the MFU numerator), the usual 2·N per position forward and 4·N backward:
 // trainable LLM-side weights (LoRA) 6·N, frozen LLM weights 4·N (forward, and backward for activations
@@ -35,16 +41,18 @@ struct StepRecord {
 
 class MetricsLog {
  public:
-  // On rank 0, opens metrics.jsonl for appending after dropping lines of steps past `resumed_step` (a killed
-  // run may have logged steps it did not commit). Other ranks log nothing.
-  MetricsLog(dist::Communicator& comm, const TrainSettings& settings, model::SpeechLM& lm,
-             std::vector<std::string> source_names, int64_t resumed_step);
+  // On rank 0, opens <run_dir>/metrics.jsonl for appending after dropping lines of steps past `resumed_step` (a
+  // killed run may have logged steps it did not commit). Other ranks log nothing. `max_steps` is the run's
+  // last step, for the progress line.
+  MetricsLog(dist::Communicator& comm, const std::string& run_dir, const MetricsSettings& settings, int64_t max_steps,
+             model::SpeechLM& lm, std::vector<std::string> source_names, int64_t resumed_step);
 
   // `stats` already summed over ranks.
   void record(const StepRecord& record, const StepStatistics& stats);
 
  private:
-  const TrainSettings& settings_;
+  const MetricsSettings settings_;
+  const int64_t max_steps_;
   bool root_, tty_;
   int world_;
   c10::Device device_;

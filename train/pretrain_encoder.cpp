@@ -14,26 +14,22 @@ namespace vtb::train {
 
 PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretrainSettings& e) {
   const auto start = std::chrono::steady_clock::now();
-  const TrainSettings& s = e.train;
-  const data::Tokenizer tok = data::Tokenizer::load(s.tokenizer, s.audio_piece);
-  TrainSettings asr_only = s;
-  asr_only.sources.clear();
-  for (const auto& src : s.sources)
-    if (src.task == data::Task::Asr) asr_only.sources.push_back(src);
-  if (asr_only.sources.empty()) throw std::runtime_error("encoder pretrain: no data.source of kind asr to learn from");
-  data::BatchLoader loader(read_sources(asr_only), tok, s.limits, s.mix, s.loader, comm.rank(), comm.size());
+  const data::DataSettings& d = e.data;
+  const data::Tokenizer tok = data::Tokenizer::load(d.tokenizer, d.audio_piece);
+  data::BatchLoader loader(data::read_sources(d, data::Task::Asr), tok, d.limits, d.mix, d.loader, comm.rank(),
+                           comm.size());
 
-  torch::manual_seed(static_cast<uint64_t>(s.seed));
-  model::SpeechEncoder encoder(s.model.encoder);
+  torch::manual_seed(static_cast<uint64_t>(e.seed));
+  model::SpeechEncoder encoder(e.encoder);
   const int64_t blank = tok.vocab_size();
-  torch::nn::Linear head(s.model.encoder.conformer.d_model, blank + 1);
+  torch::nn::Linear head(e.encoder.conformer.d_model, blank + 1);
   encoder->to(comm.device());
   head->to(comm.device());
   encoder->train();
   dist::NamedTensors params;
   for (const auto& p : encoder->named_parameters()) params.emplace_back("encoder." + p.key(), p.value());
   for (const auto& p : head->named_parameters()) params.emplace_back("ctc_head." + p.key(), p.value());
-  PretrainStepper stepper(comm, params, s.buckets, s.adamw, e.schedule, "encoder pretrain");
+  PretrainStepper stepper(comm, params, e.buckets, e.adamw, e.schedule, "encoder pretrain");
   const std::set<int64_t> not_transcript{tok.special().end_of_turn, tok.special().eos};
 
   for (int64_t step = 1; step <= e.schedule.steps; ++step) {
@@ -60,10 +56,8 @@ PretrainReport pretrain_encoder_ctc(dist::Communicator& comm, const EncoderPretr
   }
   PretrainReport report = stepper.report();
   if (comm.rank() == 0) {
-    std::vector<std::pair<std::string, at::Tensor>> out;
-    for (const auto& p : encoder->named_parameters()) out.emplace_back("encoder." + p.key(), p.value().detach().cpu());
-    for (const auto& p : encoder->named_buffers()) out.emplace_back("encoder." + p.key(), p.value().detach().cpu());
-    model::write_safetensors(e.out_file, out, {{"format", "pt"}, {"vtb", "encoder pretrained with CTC"}});
+    model::write_safetensors(e.out_file, model::module_tensors(*encoder, "encoder.", /*buffers=*/true),
+                             {{"format", "pt"}, {"vtb", "encoder pretrained with CTC"}});
   }
   comm.barrier();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

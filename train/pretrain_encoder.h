@@ -6,13 +6,20 @@
 
 #include <string>
 
+#include "data/data_settings.h"
+#include "dist/gradient_bucketer.h"
+#include "model/speech_config.h"
+#include "optim/adamw.h"
 #include "train/pretrain_lm.h"
-#include "train/trainer.h"
 
 namespace vtb::train {
 
 struct EncoderPretrainSettings {
-  TrainSettings train;  // encoder shape, features, tokenizer, sources (only kind asr is used), batches, AdamW
+  model::EncoderConfig encoder;
+  data::DataSettings data;  // tokenizer, sources (only those of kind asr are used), batches, features
+  dist::BucketOptions buckets;
+  optim::AdamWOptions adamw;
+  int64_t seed = 1234;
   std::string out_file;
   PretrainSchedule schedule;  // its clip is train.clip's
 };

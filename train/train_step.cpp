@@ -5,7 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "model/torch_compat.h"
+#include "compat/bf16_autocast.h"
 
 namespace vtb::train {
 namespace {
@@ -18,17 +18,16 @@ model::SpeechBatch to_model_batch(const data::Batch& b, const c10::Device& devic
 }  // namespace
 
 void StepStatistics::allreduce(dist::Communicator& comm) {
-  std::vector<double> packed{loss_sum, tokens, audio_seconds, positions, frames, skipped};
-  packed.insert(packed.end(), source_loss_sum.begin(), source_loss_sum.end());
-  packed.insert(packed.end(), source_tokens.begin(), source_tokens.end());
+  std::vector<double*> fields{&loss_sum, &tokens, &audio_seconds, &positions, &frames, &skipped};
+  for (double& x : source_loss_sum) fields.push_back(&x);
+  for (double& x : source_tokens) fields.push_back(&x);
+  std::vector<double> packed;
+  for (const double* f : fields) packed.push_back(*f);
   at::Tensor t = torch::tensor(packed, torch::kDouble).to(comm.device());
   comm.allreduce(t, dist::ReduceOp::Sum);
   t = t.cpu();
-  const double* v = t.data_ptr<double>();
-  loss_sum = v[0], tokens = v[1], audio_seconds = v[2], positions = v[3], frames = v[4], skipped = v[5];
-  const size_t k = source_loss_sum.size();
-  source_loss_sum.assign(v + 6, v + 6 + k);
-  source_tokens.assign(v + 6 + k, v + 6 + 2 * k);
+  const double* summed = t.data_ptr<double>();
+  for (size_t i = 0; i < fields.size(); ++i) *fields[i] = summed[i];  // the same list packs and unpacks
 }
 
 StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Batch>& micro_batches,

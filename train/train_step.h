@@ -32,7 +32,8 @@ struct StepStatistics {
 
   double loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }
   double source_loss(size_t k) const { return source_tokens[k] > 0 ? source_loss_sum[k] / source_tokens[k] : 0.0; }
-  // Sums every field over the ranks, in place (one allreduce).
+  // Sums every field over the ranks, in place (one allreduce). A new field is added to the list in
+  // train_step.cpp, which packs and unpacks, and to MetricsLog::record, which logs it.
   void allreduce(dist::Communicator& comm);
 };
 

@@ -11,20 +11,23 @@
 
 #include "ckpt/hdf5_io.h"
 #include "ckpt/layout.h"
-#include "model/tensor_loading.h"
+#include "ckpt/model_weights.h"
 
 namespace vtb::train {
 namespace {
+
+namespace schema = ckpt::schema;
 
 // The device the model trains on: where its first parameter lives.
 c10::Device model_device(model::SpeechLM& lm) { return lm->parameters().front().device(); }
 
 void write_moments(ckpt::Hdf5Writer& out, const std::vector<TrainingSnapshot::Moments>& moments, bool with_offsets) {
   for (const auto& m : moments) {
-    out.write("/optim/" + m.name + "/exp_avg", m.exp_avg);
-    out.write("/optim/" + m.name + "/exp_avg_sq", m.exp_avg_sq);
-    out.write("/optim/" + m.name + "/step", torch::full({1}, m.step, torch::kLong));
-    if (with_offsets) out.write("/optim/" + m.name + "/offset", torch::full({1}, m.offset, torch::kLong));
+    out.write(schema::optim_tensor(m.name, schema::kExpAvg), m.exp_avg);
+    out.write(schema::optim_tensor(m.name, schema::kExpAvgSq), m.exp_avg_sq);
+    out.write(schema::optim_tensor(m.name, schema::kOptimStep), torch::full({1}, m.step, torch::kLong));
+    if (with_offsets)
+      out.write(schema::optim_tensor(m.name, schema::kOffset), torch::full({1}, m.offset, torch::kLong));
   }
 }
 
@@ -43,7 +46,7 @@ class SavedOptimizer {
  public:
   SavedOptimizer(const std::string& folder, const ckpt::Hdf5Reader& state, int64_t format, int64_t saved_world)
       : folder_(folder), state_(state) {
-    zero_ = format >= 3 ? state.int_attribute("/train", "zero") : 0;
+    zero_ = format >= 3 ? state.int_attribute(schema::kTrain, schema::kZero) : 0;
     if (zero_ >= 1)
       for (int64_t r = 0; r < saved_world; ++r)
         shards_.push_back(std::make_unique<ckpt::Hdf5Reader>(ckpt::rank_file(folder, static_cast<int>(r))));
@@ -51,20 +54,20 @@ class SavedOptimizer {
   int64_t zero() const { return zero_; }
 
   SavedMoments read(const std::string& name, int64_t numel) const {
-    const std::string base = "/optim/" + name;
     SavedMoments out;
     if (zero_ == 0) {
-      if (!state_.exists(base + "/exp_avg")) return out;
-      out.exp_avg = state_.read(base + "/exp_avg").reshape({-1});
-      out.exp_avg_sq = state_.read(base + "/exp_avg_sq").reshape({-1});
-      out.step = state_.read(base + "/step").item<int64_t>();
+      if (!state_.exists(schema::optim_tensor(name, schema::kExpAvg))) return out;
+      out.exp_avg = state_.read(schema::optim_tensor(name, schema::kExpAvg)).reshape({-1});
+      out.exp_avg_sq = state_.read(schema::optim_tensor(name, schema::kExpAvgSq)).reshape({-1});
+      out.step = state_.read(schema::optim_tensor(name, schema::kOptimStep)).item<int64_t>();
       return out;
     }
     at::Tensor seen = at::zeros({numel}, at::kInt);  // how many saved pieces hold each element
     for (const auto& shard : shards_) {
-      if (!shard->exists(base + "/exp_avg")) continue;
-      const at::Tensor m = shard->read(base + "/exp_avg"), v = shard->read(base + "/exp_avg_sq");
-      const int64_t offset = shard->read(base + "/offset").item<int64_t>();
+      if (!shard->exists(schema::optim_tensor(name, schema::kExpAvg))) continue;
+      const at::Tensor m = shard->read(schema::optim_tensor(name, schema::kExpAvg)),
+                       v = shard->read(schema::optim_tensor(name, schema::kExpAvgSq));
+      const int64_t offset = shard->read(schema::optim_tensor(name, schema::kOffset)).item<int64_t>();
       if (offset < 0 || offset + m.numel() > numel || v.numel() != m.numel())
         throw std::runtime_error(folder_ + ": the optimizer shard of " + name + " does not fit the parameter");
       if (!out.exp_avg.defined()) {
@@ -73,7 +76,7 @@ class SavedOptimizer {
       }
       out.exp_avg.narrow(0, offset, m.numel()).copy_(m);
       out.exp_avg_sq.narrow(0, offset, v.numel()).copy_(v);
-      out.step = shard->read(base + "/step").item<int64_t>();
+      out.step = shard->read(schema::optim_tensor(name, schema::kOptimStep)).item<int64_t>();
       seen.narrow(0, offset, m.numel()).add_(1);
     }
     const int64_t once = seen.eq(1).sum().item<int64_t>();
@@ -165,58 +168,40 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
 void write_training_state(const std::string& folder, const TrainingSnapshot& snap) {
   if (snap.rank == 0) {
     ckpt::Hdf5Writer out(ckpt::state_file(folder));
-    for (const auto& [name, t] : snap.model) out.write("/model/" + name, t);
+    for (const auto& [name, t] : snap.model) out.write(schema::model_tensor(name), t);
     if (snap.zero == 0) write_moments(out, snap.optim, /*with_offsets=*/false);
-    out.attribute("/", "format_version", ckpt::kFormatVersion);
-    out.attribute("/train", "zero", static_cast<int64_t>(snap.zero));
-    out.attribute("/train", "step", snap.run.step);
-    out.attribute("/train", "world_size", static_cast<int64_t>(snap.world));
-    out.attribute("/train", "config", snap.config_text);
-    out.attribute("/train", "llm", snap.llm_label);
-    out.attribute("/train", "llm_hash", snap.llm_hash);
-    out.attribute("/train", "llm_tensors", snap.llm_tensors);
-    out.attribute("/train", "libtorch", std::string(TORCH_VERSION));
+    out.attribute(schema::kRoot, schema::kFormatVersionKey, ckpt::kFormatVersion);
+    out.attribute(schema::kTrain, schema::kZero, static_cast<int64_t>(snap.zero));
+    out.attribute(schema::kTrain, schema::kStep, snap.run.step);
+    out.attribute(schema::kTrain, schema::kWorldSize, static_cast<int64_t>(snap.world));
+    out.attribute(schema::kTrain, schema::kConfig, snap.config_text);
+    out.attribute(schema::kTrain, schema::kLlm, snap.llm_label);
+    out.attribute(schema::kTrain, schema::kLlmHash, snap.llm_hash);
+    out.attribute(schema::kTrain, schema::kLlmTensors, snap.llm_tensors);
+    out.attribute(schema::kTrain, schema::kLibtorch, std::string(TORCH_VERSION));
     out.close();
   }
   ckpt::Hdf5Writer out(ckpt::rank_file(folder, snap.rank));
   if (snap.zero >= 1) write_moments(out, snap.optim, /*with_offsets=*/true);
-  out.attribute("/train", "sampler_state", snap.run.sampler.serialize());
-  out.attribute("/train", "step", snap.run.step);
-  out.write("/rng/cpu", snap.rng);
-  if (snap.rng_cuda.defined()) out.write("/rng/cuda", snap.rng_cuda);
+  out.attribute(schema::kTrain, schema::kSamplerState, snap.run.sampler.serialize());
+  out.attribute(schema::kTrain, schema::kStep, snap.run.step);
+  out.write(schema::kRngCpu, snap.rng);
+  if (snap.rng_cuda.defined()) out.write(schema::kRngCuda, snap.rng_cuda);
   out.close();
-}
-
-void load_model_weights(const std::string& folder, model::SpeechLM& lm) {
-  ckpt::Hdf5Reader state(ckpt::state_file(folder));
-  model::TensorLoad load(folder + ": the checkpoint does not fit this model (was the config changed?):");
-  load.name_sizes(model::size_settings(lm->config()));
-  auto copy = [&](const std::string& name, const at::Tensor& target) {
-    const std::string path = "/model/" + name;
-    load.copy(name, target, state.exists(path) ? state.read(path) : at::Tensor());
-  };
-  for (const auto& p : lm->named_parameters())
-    if (p.value().requires_grad()) copy(p.key(), p.value());  // the frozen LLM comes from model.llm
-  for (const auto& b : lm->named_buffers()) copy(b.key(), b.value());
-  load.finish();
 }
 
 int64_t restore_optimizer_state(const std::string& folder, optim::AdamW& optimizer) {
   ckpt::Hdf5Reader state(ckpt::state_file(folder));
-  const SavedOptimizer saved(folder, state, state.int_attribute("/", "format_version"),
-                             state.int_attribute("/train", "world_size"));
+  const SavedOptimizer saved(folder, state, state.int_attribute(schema::kRoot, schema::kFormatVersionKey),
+                             state.int_attribute(schema::kTrain, schema::kWorldSize));
   restore_optimizer(saved, optimizer);
   return saved.zero();
-}
-
-std::string checkpoint_config(const std::string& folder) {
-  return ckpt::Hdf5Reader(ckpt::state_file(folder)).string_attribute("/train", "config");
 }
 
 RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm,
                              optim::AdamW& optimizer) {
   ckpt::Hdf5Reader state(ckpt::state_file(folder));
-  const int64_t format = state.int_attribute("/", "format_version");
+  const int64_t format = state.int_attribute(schema::kRoot, schema::kFormatVersionKey);
   if (format < ckpt::kOldestReadableFormat || format > ckpt::kFormatVersion)
     throw std::runtime_error(folder + ": checkpoint format_version " + std::to_string(format) + "; this vtb reads " +
                              std::to_string(ckpt::kOldestReadableFormat) + " to " +
@@ -226,13 +211,13 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
         "{}: format_version {} has no checksum on its metadata (step, config, sampler state): resuming "
         "from it unverified",
         folder, format);
-  const int64_t saved_world = state.int_attribute("/train", "world_size");
-  const std::string saved_hash = state.string_attribute("/train", "llm_hash");
+  const int64_t saved_world = state.int_attribute(schema::kTrain, schema::kWorldSize);
+  const std::string saved_hash = state.string_attribute(schema::kTrain, schema::kLlmHash);
   if (saved_hash != frozen_llm_hash(lm))
     throw std::runtime_error(folder + ": the frozen LLM differs from the one this checkpoint was trained on (" +
-                             state.string_attribute("/train", "llm") + ", hash " + saved_hash +
+                             state.string_attribute(schema::kTrain, schema::kLlm) + ", hash " + saved_hash +
                              "). Point model.llm at the same weights (or keep the same train.seed for a stand-in).");
-  load_model_weights(folder, lm);
+  ckpt::load_model_weights(state, folder, lm);
   const SavedOptimizer saved(folder, state, format, saved_world);
   restore_optimizer(saved, optimizer);
   const int64_t zero_now = optimizer.zero();
@@ -242,17 +227,17 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
         "(element for element, Note [Re-sharding the optimizer])",
         folder, saved.zero(), saved.zero() >= 1 ? saved_world : 1, zero_now, zero_now >= 1 ? world : 1);
   RunState run;
-  run.step = state.int_attribute("/train", "step");
+  run.step = state.int_attribute(schema::kTrain, schema::kStep);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   if (saved_world == world) {  // the exact continuation
     ckpt::Hdf5Reader mine(ckpt::rank_file(folder, rank));
-    run.sampler = data::SamplerState::deserialize(mine.string_attribute("/train", "sampler_state"));
-    generator.set_state(mine.read("/rng/cpu").to(torch::kByte));
+    run.sampler = data::SamplerState::deserialize(mine.string_attribute(schema::kTrain, schema::kSamplerState));
+    generator.set_state(mine.read(schema::kRngCpu).to(torch::kByte));
     const c10::Device device = model_device(lm);
     if (device.is_cuda()) {
-      if (mine.exists("/rng/cuda")) {
+      if (mine.exists(schema::kRngCuda)) {
         at::Generator gpu_generator = at::globalContext().defaultGenerator(device);  // a handle: shares the state
-        gpu_generator.set_state(mine.read("/rng/cuda").to(torch::kByte));
+        gpu_generator.set_state(mine.read(schema::kRngCuda).to(torch::kByte));
       } else if (rank == 0) {
         spdlog::warn(
             "{} was written by a run on CPU: it holds no GPU generator state, so dropout on the GPU "
@@ -267,8 +252,8 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
   // row); dropout draws a new stream.
   std::vector<data::SamplerState> old;
   for (int64_t r = 0; r < saved_world; ++r)
-    old.push_back(data::SamplerState::deserialize(
-        ckpt::Hdf5Reader(ckpt::rank_file(folder, static_cast<int>(r))).string_attribute("/train", "sampler_state")));
+    old.push_back(data::SamplerState::deserialize(ckpt::Hdf5Reader(ckpt::rank_file(folder, static_cast<int>(r)))
+                                                      .string_attribute(schema::kTrain, schema::kSamplerState)));
   run.sampler.step = run.step;
   run.sampler.sources.resize(old.front().sources.size());
   for (size_t src = 0; src < run.sampler.sources.size(); ++src) {

@@ -57,15 +57,9 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
 // Writes this rank's files of the checkpoint into `folder` (called inside commit_checkpoint).
 void write_training_state(const std::string& folder, const TrainingSnapshot& snapshot);
 
-// Loads the trainable parameters and buffers of `lm` from a checkpoint's state.h5 (for export, evaluation).
-void load_model_weights(const std::string& folder, model::SpeechLM& lm);
-
 // Restores only the optimizer's moments from a checkpoint, whatever layout it was saved in and whatever
 // layout `optimizer` has now (Note [Re-sharding the optimizer]). Returns the saved dist.zero.
 int64_t restore_optimizer_state(const std::string& folder, optim::AdamW& optimizer);
-
-// The resolved config text a checkpoint was trained with.
-std::string checkpoint_config(const std::string& folder);
 
 // Restores model, optimizer, RNG and this rank's sampler state from a committed checkpoint: exactly when the
 // world size is the same; with another world size the weights and optimizer are exact, every source starts

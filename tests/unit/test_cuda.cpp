@@ -8,7 +8,8 @@
 #include <filesystem>
 
 #include "ckpt/hdf5_io.h"
-#include "model/torch_compat.h"
+#include "compat/bf16_autocast.h"
+#include "model/attention.h"
 #include "tests/unit/tiny_speech_lm.h"
 
 namespace vtb {
@@ -96,10 +97,10 @@ TEST(CudaPath, FusedAttentionEqualsTheReference) {
   at::Tensor causal = torch::ones({T, T}, torch::kBool).tril();
   at::Tensor valid = torch::arange(T).unsqueeze(0) < torch::tensor({T, 20}).unsqueeze(1);  // [B, T]
   at::Tensor allowed = (causal.unsqueeze(0) & valid.unsqueeze(1)).unsqueeze(1);            // [B, 1, T, T]
-  at::Tensor expected = compat::attention_reference(q, k, v, allowed, 1.0 / std::sqrt(static_cast<double>(d)));
+  at::Tensor expected = model::attention_reference(q, k, v, allowed, 1.0 / std::sqrt(static_cast<double>(d)));
   for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    at::Tensor got = compat::attention(q.to(torch::kCUDA, dtype), k.to(torch::kCUDA, dtype), v.to(torch::kCUDA, dtype),
-                                       allowed.to(torch::kCUDA));
+    at::Tensor got = model::attention(q.to(torch::kCUDA, dtype), k.to(torch::kCUDA, dtype), v.to(torch::kCUDA, dtype),
+                                      allowed.to(torch::kCUDA));
     EXPECT_LE(max_abs_diff(got, expected), dtype == torch::kFloat ? 1e-4 : 3e-2) << at::toString(dtype);
   }
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "data/data_settings.h"
 #include "data/manifest.h"
 #include "data/mixing_sampler.h"
 #include "data/prompt.h"
@@ -208,6 +209,38 @@ TEST(Manifest, BadLinesFailNamingFileAndLineOrAreSkippedAndCounted) {
       EXPECT_NE(std::string(e.what()).find(one + ":1: " + reason), std::string::npos) << e.what();
     }
   }
+}
+
+// data.source lines become loader sources with the data settings' duration policy; pretraining the encoder
+// reads only the asr ones, and a job with nothing to read is refused before it starts.
+TEST(DataSettings, ReadSourcesKeepsTheOrderFiltersByTaskAndRefusesNone) {
+  write("ok.wav", "x");
+  const std::string asr = write("asr.jsonl", R"({"audio_filepath": "ok.wav", "duration": 1.0, "answer": "a"})"
+                                             "\n"
+                                             R"({"audio_filepath": "ok.wav", "duration": 50.0, "answer": "long"})"
+                                             "\n");
+  const std::string ast = write("ast.jsonl", R"({"audio_filepath": "ok.wav", "duration": 2.0, "answer": "b"})"
+                                             "\n");
+  DataSettings s;
+  s.sources = {{"speech", Task::Asr, asr, "Transcribe.", 0.7}, {"translate", Task::Ast, ast, "Translate.", 0.3}};
+  const std::vector<LoaderSource> all = read_sources(s);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "speech");
+  EXPECT_EQ(all[0].weight, 0.7);
+  EXPECT_EQ(all[0].examples.size(), 1u);  // the 50 s line is past data.max_duration (40 s)
+  EXPECT_EQ(all[1].name, "translate");
+  const std::vector<LoaderSource> only = read_sources(s, Task::Asr);
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_EQ(only[0].name, "speech");
+  s.max_duration = 60;
+  EXPECT_EQ(read_sources(s, Task::Asr)[0].examples.size(), 2u);
+  try {
+    read_sources(s, Task::Sqa);
+    FAIL() << "no sqa source must be refused";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no data.source of kind sqa"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_sources(DataSettings{}), std::runtime_error);
 }
 
 TEST(Manifest, ConversationShapeErrors) {

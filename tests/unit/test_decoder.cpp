@@ -147,19 +147,19 @@ TEST_P(Families, FusedLoraEqualsSeparateAdaptersSharingA) {
     auto* f = fused->model->layers[i]->as<DecoderLayer>();
     auto* s = separate->model->layers[i]->as<DecoderLayer>();
     int64_t row = 0;
-    for (auto* ad : {&s->self_attn->q_lora, &s->self_attn->k_lora, &s->self_attn->v_lora}) {
-      (*ad)->A.copy_(f->self_attn->qkv_lora->A);
-      (*ad)->B.copy_(f->self_attn->qkv_lora->B.narrow(0, row, (*ad)->B.size(0)));
-      row += (*ad)->B.size(0);
+    for (auto& ad : s->self_attn->qkv.separate) {
+      ad->A.copy_(f->self_attn->qkv.fused->A);
+      ad->B.copy_(f->self_attn->qkv.fused->B.narrow(0, row, ad->B.size(0)));
+      row += ad->B.size(0);
     }
-    EXPECT_EQ(row, f->self_attn->qkv_lora->B.size(0));
+    EXPECT_EQ(row, f->self_attn->qkv.fused->B.size(0));
     s->self_attn->o_lora->A.copy_(f->self_attn->o_lora->A);
     s->self_attn->o_lora->B.copy_(f->self_attn->o_lora->B);
     row = 0;
-    for (auto* ad : {&s->mlp->gate_lora, &s->mlp->up_lora}) {
-      (*ad)->A.copy_(f->mlp->gate_up_lora->A);
-      (*ad)->B.copy_(f->mlp->gate_up_lora->B.narrow(0, row, (*ad)->B.size(0)));
-      row += (*ad)->B.size(0);
+    for (auto& ad : s->mlp->gate_up.separate) {
+      ad->A.copy_(f->mlp->gate_up.fused->A);
+      ad->B.copy_(f->mlp->gate_up.fused->B.narrow(0, row, ad->B.size(0)));
+      row += ad->B.size(0);
     }
     s->mlp->down_lora->A.copy_(f->mlp->down_lora->A);
     s->mlp->down_lora->B.copy_(f->mlp->down_lora->B);
