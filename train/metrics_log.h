@@ -1,6 +1,6 @@
 // What a training run reports each step: one JSON line per step in <run.dir>/metrics.jsonl (rank 0), and a
-// progress line (rewritten in place on a terminal, every train.log_every steps otherwise). docs/design.md
-// lists the fields.
+// progress line (rewritten in place on a terminal, every train.log_every steps otherwise). README.md
+// ("Training") lists the fields.
 #pragma once
 
 #include <cstdint>
