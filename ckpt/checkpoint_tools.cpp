@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 
+#include "ckpt/commit.h"
 #include "ckpt/hdf5_io.h"
 #include "ckpt/layout.h"
 
@@ -62,12 +63,13 @@ void inspect_checkpoint(const std::string& folder, std::ostream& out) {
     Hdf5Reader r(file);
     out << file << "\n";
     if (r.exists(schema::kTrain)) {
-      for (const char* key : {schema::kStep, schema::kWorldSize, schema::kZero}) try {
+      for (const char* key : {schema::kStep, schema::kWorldSize, schema::kZero, schema::kRank}) try {
           const int64_t v = r.int_attribute(schema::kTrain, key);
           out << "  " << schema::kTrain << "@" << key << " = " << v << "\n";
         } catch (const Hdf5Error&) {  // not every file has every attribute
         }
-      for (const char* key : {schema::kLlm, schema::kLlmHash, schema::kLibtorch, schema::kSamplerState}) try {
+      for (const char* key : {schema::kRunId, schema::kLlm, schema::kLlmHash, schema::kLibtorch, schema::kSamplerState})
+        try {
           const std::string v = r.string_attribute(schema::kTrain, key);
           out << "  " << schema::kTrain << "@" << key << " = " << v << "\n";
         } catch (const Hdf5Error&) {
@@ -105,6 +107,7 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
       problems.push_back("state.h5: unknown format_version " + std::to_string(format));
     world = state.int_attribute(schema::kTrain, schema::kWorldSize);
     state.string_attribute(schema::kTrain, schema::kLlmHash);
+    for (auto& p : identity_problems(folder)) problems.push_back(folder + ": " + p);
   } catch (const Hdf5Error& e) {
     problems.push_back(e.what());
   }
@@ -117,7 +120,12 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
       Hdf5Reader reader(file);
       for (const auto& name : reader.datasets()) {
         try {
-          reader.read(name);
+          const at::Tensor t = reader.read(name);
+          // A NaN or infinity in a weight or a moment loads, and ruins every run resumed from it.
+          if (t.is_floating_point() && !is_copy(name))
+            if (const int64_t n = t.numel() - at::isfinite(t).sum().item<int64_t>(); n > 0)
+              problems.push_back(file + ": " + name + " holds " + std::to_string(n) + " NaN or infinite values of " +
+                                 std::to_string(t.numel()));
         } catch (const Hdf5Error& e) {
           problems.push_back(e.what());
         }
@@ -128,6 +136,50 @@ std::vector<std::string> verify_checkpoint(const std::string& folder) {
     }
   }
   return problems;
+}
+
+std::vector<std::string> identity_problems(const std::string& folder) {
+  Hdf5Reader state(state_file(folder));
+  if (state.int_attribute(schema::kRoot, schema::kFormatVersionKey) < kFirstFormatWithIdentity) return {};
+  const std::string run = state.string_attribute(schema::kTrain, schema::kRunId);
+  const int64_t step = state.int_attribute(schema::kTrain, schema::kStep);
+  const int64_t world = state.int_attribute(schema::kTrain, schema::kWorldSize);
+  const int64_t zero = state.int_attribute(schema::kTrain, schema::kZero);
+  std::vector<std::string> problems;
+  // The folder's name says the step too (a state.h5 copied from another step_N).
+  const std::string name = fs::path(folder).filename().string();
+  if (name.rfind("step_", 0) == 0 && name != checkpoint_name(step))
+    problems.push_back("state.h5: step " + std::to_string(step) + ", but the folder is " + name);
+  for (int64_t r = 0; r < world; ++r) {
+    const std::string file = rank_file(folder, static_cast<int>(r));
+    if (!fs::exists(file)) continue;
+    const Hdf5Reader mine(file);
+    const std::string label = fs::path(file).filename().string() + ": ";
+    if (!mine.exists(schema::kTrain) || !mine.has_attribute(schema::kTrain, schema::kRunId)) {
+      problems.push_back(label + "carries no identity (written by a vtb before checkpoint format 4)");
+      continue;
+    }
+    if (const std::string v = mine.string_attribute(schema::kTrain, schema::kRunId); v != run)
+      problems.push_back(label + "run " + v + ", state.h5 says " + run + " (a file of another run)");
+    auto compare = [&](const char* key, int64_t expected, const std::string& whose) {
+      if (const int64_t v = mine.int_attribute(schema::kTrain, key); v != expected)
+        problems.push_back(label + key + " " + std::to_string(v) + ", " + whose + " " + std::to_string(expected));
+    };
+    compare(schema::kStep, step, "state.h5 says");
+    compare(schema::kWorldSize, world, "state.h5 says");
+    compare(schema::kZero, zero, "state.h5 says");
+    compare(schema::kRank, r, "its name says");
+  }
+  return problems;
+}
+
+void check_identity(const std::string& folder) {
+  const std::vector<std::string> problems = identity_problems(folder);
+  if (problems.empty()) return;
+  std::string message = folder + ": its files belong to different checkpoints (Note [Checkpoint identity]):";
+  for (const auto& p : problems) message += "\n  " + p;
+  throw std::runtime_error(message + "\nResume from an earlier checkpoint (write its folder name into `latest`), " +
+                           "or restore this folder's files from the same save");
 }
 
 std::vector<TensorDiff> diff_checkpoints(const std::string& a, const std::string& b, std::vector<std::string>& only_a,

@@ -101,8 +101,17 @@ std::string latest_checkpoint(const std::string& run_dir) {
   std::ifstream in(latest);
   std::string name;
   std::getline(in, name);
+  // Only a committed folder of this run: step_ and 8 digits, no path (`../other/step_N` would resume another
+  // run's checkpoint and prune into it).
+  const bool well_formed =
+      name.size() >= 13 && name.rfind("step_", 0) == 0 && name.find_first_not_of("0123456789", 5) == std::string::npos;
+  if (!well_formed)
+    throw std::runtime_error(
+        latest.string() + " names '" + name + "', which is not a checkpoint of this run folder " +
+        "(step_ and 8 or more digits); `latest` may only name a step_N folder beside it. Fix it by hand or " +
+        "remove it to start afresh");
   const fs::path dir = fs::path(run_dir) / name;
-  if (name.empty() || !fs::is_directory(dir))
+  if (!fs::is_directory(dir))
     throw std::runtime_error(latest.string() + " names '" + name + "', which is not a checkpoint folder in " + run_dir);
   return dir.string();
 }

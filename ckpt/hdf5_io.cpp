@@ -203,6 +203,11 @@ Hdf5Reader::~Hdf5Reader() {
 
 bool Hdf5Reader::exists(const std::string& name) const { return link_exists(file_, name); }
 
+bool Hdf5Reader::has_attribute(const std::string& object, const std::string& key) const {
+  if (object != "/" && !link_exists(file_, object)) return false;
+  return H5Aexists_by_name(file_, object.c_str(), key.c_str(), H5P_DEFAULT) > 0;
+}
+
 std::vector<std::string> Hdf5Reader::datasets(const std::string& group) const {
   struct Walk {
     std::string prefix;

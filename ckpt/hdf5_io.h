@@ -53,7 +53,8 @@ class Hdf5Reader {
   Hdf5Reader& operator=(const Hdf5Reader&) = delete;
 
   bool exists(const std::string& name) const;
-  std::vector<std::string> datasets(const std::string& group = "/") const;  // absolute paths, recursive, sorted
+  bool has_attribute(const std::string& object, const std::string& key) const;  // false also without `object`
+  std::vector<std::string> datasets(const std::string& group = "/") const;      // absolute paths, recursive, sorted
   // Reads and checks the dataset (fletcher32); throws Hdf5Error naming file and dataset on corruption.
   at::Tensor read(const std::string& name) const;
   // Attributes, each compared with its checksummed copy (Hdf5Error naming it when they differ). A file

@@ -10,6 +10,9 @@
 //   3  /train@zero: 0, the AdamW moments in state.h5 as before; 1, each rank's pieces of them (Note
 //      [Optimizer shards]) in its rank_<r>.h5 as /optim/<name>/{exp_avg, exp_avg_sq, step, offset}, 1-D.
 //      Formats 1 and 2 read as zero = 0.
+//   4  every file carries the checkpoint's identity (Note [Checkpoint identity]): /train@run_id, step,
+//      world_size and zero in state.h5 and in each rank_<r>.h5, which also holds its rank. Formats 1 to 3
+//      have none and load unverified.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +20,8 @@
 
 namespace vtb::ckpt {
 
-inline constexpr int64_t kFormatVersion = 3;
+inline constexpr int64_t kFormatVersion = 4;
+inline constexpr int64_t kFirstFormatWithIdentity = 4;
 inline constexpr int64_t kOldestReadableFormat = 1;
 
 inline std::string state_file(const std::string& folder) { return folder + "/state.h5"; }
@@ -30,8 +34,9 @@ inline std::string rank_file(const std::string& folder, int rank) {
 namespace schema {
 inline constexpr const char* kRoot = "/";
 inline constexpr const char* kFormatVersionKey = "format_version";  // kRoot@: state.h5's layout (above)
-inline constexpr const char* kTrain = "/train";  // the run's attributes: in state.h5 all of them; in rank_<r>.h5
-                                                 // kStep and kSamplerState
+inline constexpr const char* kTrain = "/train";  // the run's attributes: in state.h5 all but kRank and
+                                                 // kSamplerState; in rank_<r>.h5 the identity (kRunId, kStep,
+                                                 // kWorldSize, kZero, kRank) and kSamplerState
 inline constexpr const char* kStep = "step";
 inline constexpr const char* kWorldSize = "world_size";
 inline constexpr const char* kZero = "zero";      // dist.zero (format 3)
@@ -41,6 +46,8 @@ inline constexpr const char* kLlmHash = "llm_hash";
 inline constexpr const char* kLlmTensors = "llm_tensors";
 inline constexpr const char* kLibtorch = "libtorch";
 inline constexpr const char* kSamplerState = "sampler_state";
+inline constexpr const char* kRunId = "run_id";       // format 4: made at a run's first start, kept across resumes
+inline constexpr const char* kRank = "rank";          // format 4, rank_<r>.h5: r
 inline constexpr const char* kRngCpu = "/rng/cpu";    // rank_<r>.h5: the CPU generator
 inline constexpr const char* kRngCuda = "/rng/cuda";  // rank_<r>.h5: the rank's GPU generator (GPU runs)
 // The optimizer's per-parameter datasets: /optim/<name>/<field>.

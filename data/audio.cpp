@@ -1,9 +1,14 @@
 #include "data/audio.h"
 
+#include <fcntl.h>
 #include <sndfile.h>
 #include <soxr.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 namespace vtb::data {
@@ -14,13 +19,50 @@ struct SndfileCloser {
 };
 using SndfilePtr = std::unique_ptr<SNDFILE, SndfileCloser>;
 
+// Opens `path` without blocking and refuses anything but a regular file: reading a FIFO waits for a writer
+// forever, a device or socket never ends, and libsndfile would wait in open() for either.
 SndfilePtr open_for_reading(const std::string& path, SF_INFO& info) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw AudioError("unreadable", path + ": cannot read audio: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const char* kind = S_ISFIFO(st.st_mode)                         ? "a FIFO"
+                       : S_ISDIR(st.st_mode)                        ? "a directory"
+                       : S_ISSOCK(st.st_mode)                       ? "a socket"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                    : "a special file";
+    ::close(fd);
+    throw AudioError("not a regular file", path + ": is " + kind +
+                                               ", not a regular file; vtb reads audio only from files (a FIFO or "
+                                               "device would block or never end)");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   info = SF_INFO{};
-  SndfilePtr f(sf_open(path.c_str(), SFM_READ, &info));
-  if (!f) throw AudioError("unreadable", path + ": cannot read audio: " + sf_strerror(nullptr));
+  SndfilePtr f(sf_open_fd(fd, SFM_READ, &info, /*close_desc=*/SF_TRUE));
+  if (!f) {
+    ::close(fd);  // sf_open_fd closes it only on success
+    throw AudioError("unreadable", path + ": cannot read audio: " + sf_strerror(nullptr));
+  }
   if (info.channels <= 0 || info.samplerate <= 0)
     throw AudioError("unreadable", path + ": invalid header (no channels or rate)");
   return f;
+}
+
+// Float formats carry any value: a NaN, an infinity or an absurd amplitude (the log-mel power of 1e30 is
+// infinite in float32) would reach the model as NaN. Integer formats decode to [-1, 1] and pass.
+void check_samples(const std::string& path, const std::vector<float>& samples, int rate) {
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const float x = samples[i];
+    if (std::isfinite(x) && std::fabs(x) <= kMaxSampleMagnitude) continue;
+    size_t bad = 0;
+    for (float y : samples) bad += !(std::isfinite(y) && std::fabs(y) <= kMaxSampleMagnitude);
+    throw AudioError(std::isfinite(x) ? "samples out of range" : "non-finite samples",
+                     path + ": " + std::to_string(bad) + " samples are " +
+                         (std::isfinite(x) ? "beyond ±" + std::to_string(static_cast<int>(kMaxSampleMagnitude))
+                                           : std::string("NaN or infinite")) +
+                         ", the first at " + std::to_string(static_cast<double>(i) / rate) + " s (value " +
+                         std::to_string(x) + ")");
+  }
 }
 
 }  // namespace
@@ -31,7 +73,8 @@ double audio_duration(const std::string& path) {
   return static_cast<double>(info.frames) / info.samplerate;
 }
 
-std::vector<float> load_audio(const std::string& path, double offset_s, double duration_s, int rate) {
+std::vector<float> load_audio(const std::string& path, double offset_s, double duration_s, int rate,
+                              double max_seconds) {
   SF_INFO info;
   SndfilePtr f = open_for_reading(path, info);
   const sf_count_t first = static_cast<sf_count_t>(std::llround(offset_s * info.samplerate));
@@ -51,6 +94,10 @@ std::vector<float> load_audio(const std::string& path, double offset_s, double d
     count = std::min(count, wanted);
   }
   if (count <= 0) throw AudioError("empty", path + ": no audio samples in the requested slice");
+  if (max_seconds > 0 && static_cast<double>(count) / info.samplerate > max_seconds)
+    throw AudioError("too long", path + ": " + std::to_string(static_cast<double>(count) / info.samplerate) +
+                                     " s of audio; this command uses at most " + std::to_string(max_seconds) +
+                                     " s (checked from the header, before decoding)");
   if (first > 0 && sf_seek(f.get(), first, SEEK_SET) < 0)
     throw AudioError("unreadable", path + ": cannot seek: " + sf_strerror(f.get()));
 
@@ -65,6 +112,7 @@ std::vector<float> load_audio(const std::string& path, double offset_s, double d
     for (int c = 0; c < info.channels; ++c) sum += interleaved[static_cast<size_t>(i) * info.channels + c];
     mono[static_cast<size_t>(i)] = sum / static_cast<float>(info.channels);
   }
+  check_samples(path, mono, info.samplerate);
   return resample(mono, info.samplerate, rate);
 }
 

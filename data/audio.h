@@ -17,12 +17,16 @@ struct AudioError : std::runtime_error {
 };
 
 constexpr int kSampleRate = 16000;
+// Samples beyond ±this (80 dB over full scale) are a broken file, not loud audio.
+constexpr float kMaxSampleMagnitude = 1e4F;
 
 // Reads [offset_s, offset_s + duration_s) of `path` (duration_s ≤ 0: to the end), averages channels,
-// resamples to `rate`. Throws AudioError naming the file for unreadable files, a slice beyond the end,
-// or an empty result.
+// resamples to `rate`. Throws AudioError naming the file for anything but a regular file (a FIFO, device or
+// socket is refused without blocking), unreadable files, a slice beyond the end, an empty result, a slice
+// longer than `max_seconds` (> 0; checked before decoding), and samples that are not finite or beyond
+// ±kMaxSampleMagnitude.
 std::vector<float> load_audio(const std::string& path, double offset_s = 0, double duration_s = 0,
-                              int rate = kSampleRate);
+                              int rate = kSampleRate, double max_seconds = 0);
 
 // Resamples mono float audio (soxr, HQ). Returns the input when the rates are equal.
 std::vector<float> resample(const std::vector<float>& samples, int from_rate, int to_rate);

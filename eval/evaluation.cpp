@@ -16,6 +16,7 @@
 #include "data/batch_loader.h"
 #include "data/prompt.h"
 #include "eval/metrics.h"
+#include "io/atomic_file.h"
 
 namespace vtb::eval {
 namespace {
@@ -170,17 +171,18 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
 void write_results(const std::string& out_dir, const EvalResult& r, const nlohmann::json& about) {
   const std::filesystem::path out = out_dir;
   std::filesystem::create_directories(out);
-  std::ofstream predictions(out / "predictions.jsonl");
+  std::string predictions;
   for (const auto& p : r.predictions)
-    predictions << nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump()
-                << "\n";
+    predictions +=
+        nlohmann::json{{"origin", p.origin}, {"reference", p.reference}, {"hypothesis", p.hypothesis}}.dump() + "\n";
+  io::write_file_atomically((out / "predictions.jsonl").string(), predictions);
   nlohmann::json metrics = about;
   metrics["examples"] = r.predictions.size();
   if (!r.skipped.empty()) metrics["skipped"] = r.skipped;
   metrics[r.metric] = r.value;
   for (const auto& [name, value] : r.also) metrics[name] = value;
   if (!r.detail.empty()) metrics["signature"] = r.detail;
-  std::ofstream(out / "metrics.json") << metrics.dump(2) << "\n";
+  io::write_file_atomically((out / "metrics.json").string(), metrics.dump(2) + "\n");
   std::string also;
   for (const auto& [name, value] : r.also) also += fmt::format(", {} = {:.4f}", name, value);
   spdlog::info("{} on {} examples: {} = {:.4f}{} {} (written to {})", metrics.value("kind", ""), r.predictions.size(),

@@ -61,7 +61,10 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("log.level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error")
       ("log.all_ranks", po::value<bool>()->default_value(false), "info lines from every rank, not only rank 0")
       // [dist]
-      ("dist.timeout_s", po::value<double>()->default_value(dist::CommunicatorOptions{}.timeout_s)->notifier(positive()),
+      ("dist.timeout_s", po::value<double>()->default_value(dist::CommunicatorOptions{}.timeout_s)->notifier([](const double& v) {
+         positive()(v);
+         // Past a day the watchdog is off in all but name: a lost rank would hold the job (and its nodes) for days.
+         if (v > 86400) throw OutOfRange("must be at most 86400 (a day): a longer deadline turns the watchdog off"); }),
        "deadline of every collective in seconds; past it the job ends with a message naming the collective")
       ("dist.first_bucket_mib", po::value<double>()->default_value(mib(t.parallel.buckets.first_bucket_bytes))->notifier(positive()),
        "size of the first gradient bucket (small, so reduction starts early in backward)")

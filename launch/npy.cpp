@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "io/atomic_file.h"
+
 namespace vtb {
 
 void write_npy(const std::string& path, const at::Tensor& tensor) {
@@ -35,15 +37,13 @@ void write_npy(const std::string& path, const at::Tensor& tensor) {
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error(path + ": cannot open for writing");
-  out.write("\x93NUMPY\x01\x00", 8);
+  std::string bytes("\x93NUMPY\x01\x00", 8);
   const uint16_t len = static_cast<uint16_t>(header.size());
-  const char len_le[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-  out.write(len_le, 2);
-  out << header;
-  out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
-  if (!out) throw std::runtime_error(path + ": write failed");
+  bytes += static_cast<char>(len & 0xff);
+  bytes += static_cast<char>(len >> 8);
+  bytes += header;
+  bytes.append(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel() * t.element_size()));
+  io::write_file_atomically(path, bytes);
 }
 
 at::Tensor read_npy(const std::string& path) {

@@ -4,9 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 
 #include "ckpt/commit.h"
+#include "ckpt/run_lock.h"
 #include "dist/exit_codes.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
@@ -48,6 +50,18 @@ int train_command(int argc, char** argv) {
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
   const train::TrainSettings settings = read_train_settings(s.config);
   check_writable(settings.run_dir, s.world->rank);
+  // One job per run folder (Note [One job per run folder]): rank 0 holds the lock until this job ends; every
+  // rank learns of a refusal, so none waits in a collective for a rank 0 that has gone.
+  std::optional<ckpt::RunFolderLock> lock;
+  std::string refusal;
+  if (s.world->rank == 0) try {
+      lock.emplace(ckpt::RunFolderLock::acquire(settings.run_dir, dist::world().host));
+    } catch (const ckpt::RunFolderBusy& e) {
+      refusal = e.what();
+    }
+  if (dist::any_rank(*s.comm, !refusal.empty()))
+    throw std::runtime_error(
+        s.world->rank == 0 ? refusal : "run.dir " + settings.run_dir + " is in use by another job (rank 0 names it)");
   train::RunContext context;
   context.config_text = s.config.resolved_ini();
   // The run folder's `latest`, resolved once. A resume continues the model it saved: refused here, naming

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "ckpt/checkpoint_tools.h"
 #include "ckpt/commit.h"
 #include "ckpt/layout.h"
 #include "ckpt/model_weights.h"
@@ -58,7 +59,10 @@ TrainedModel load_trained_model(const Config& config, const std::string& folder)
   t.tokenizer = data::Tokenizer::load(t.data.tokenizer, t.data.audio_piece);
   t.lm = model::build_speech_lm(t.model, t.tokenizer.special().audio, t.tokenizer.vocab_size(),
                                 config.integer("train.seed"));
-  if (!folder.empty()) ckpt::load_model_weights(folder, t.lm);
+  if (!folder.empty()) {
+    ckpt::check_identity(folder);  // Note [Checkpoint identity]
+    ckpt::load_model_weights(folder, t.lm);
+  }
   t.lm->eval();
   return t;
 }

@@ -1,5 +1,7 @@
 #include "model/safetensors.h"
 
+#include "io/atomic_file.h"
+
 #include <ATen/ATen.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -159,14 +161,7 @@ std::vector<std::pair<std::string, at::Tensor>> module_tensors(const torch::nn::
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  const std::string bytes = serialize_safetensors(tensors, metadata);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) fail(tmp, std::string("write failed: ") + std::strerror(errno));
-  }
-  std::filesystem::rename(tmp, path);
+  io::write_file_atomically(path, serialize_safetensors(tensors, metadata));
 }
 
 SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir) {

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <memory>
+#include <random>
 #include <utility>
 
 #include "ckpt/commit.h"
@@ -11,6 +13,24 @@
 #include "train/stop_signal.h"
 
 namespace vtb::train {
+namespace {
+
+// Note [Checkpoint identity]: 64 random bits drawn on rank 0 (not from ATen's generator, which the run's
+// numbers depend on) and broadcast, as 16 hex digits.
+std::string new_run_id(dist::Communicator& comm) {
+  at::Tensor id = at::zeros({1}, at::kLong);
+  if (comm.rank() == 0) {
+    std::random_device entropy;
+    id.fill_(static_cast<int64_t>((static_cast<uint64_t>(entropy()) << 32) | entropy()));
+  }
+  id = id.to(comm.device());
+  comm.broadcast(id, 0);
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(id.cpu().item<int64_t>()));
+  return text;
+}
+
+}  // namespace
 
 Checkpointer::Checkpointer(dist::Communicator& comm, dist::Communicator* background_comm, Run run,
                            const CheckpointSettings& settings, model::SpeechLM& lm, optim::AdamW& optimizer,
@@ -30,10 +50,13 @@ Checkpointer::~Checkpointer() {
 }
 
 RunState Checkpointer::resume(const std::string& folder) {
-  if (folder.empty()) return {};
-  RunState run = read_training_state(folder, comm_.rank(), comm_.size(), lm_, optimizer_);
-  loader_.restore(run.sampler);
-  spdlog::info("resumed from {} at step {}", folder, run.step);
+  RunState run;
+  if (!folder.empty()) {
+    run = read_training_state(folder, comm_.rank(), comm_.size(), lm_, optimizer_);
+    loader_.restore(run.sampler);
+    spdlog::info("resumed from {} at step {}", folder, run.step);
+  }
+  if (run.run_id.empty()) run.run_id = new_run_id(comm_);  // a new run, or one saved before format 4
   return run;
 }
 

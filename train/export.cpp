@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/atomic_file.h"
 #include "model/safetensors.h"
 
 namespace vtb::train {
@@ -61,7 +62,7 @@ void export_checkpoint(model::SpeechLM& lm, const std::string& out_dir, const st
                                 {"fan_in_fan_out", false},
                                 {"use_rslora", false},
                                 {"inference_mode", true}};
-  std::ofstream((fs::path(out_dir) / "adapter" / "adapter_config.json").string()) << config.dump(2) << "\n";
+  io::write_file_atomically((fs::path(out_dir) / "adapter" / "adapter_config.json").string(), config.dump(2) + "\n");
 
   const auto speech = model::module_tensors(*lm, "", /*buffers=*/true,
                                             [](const std::string& name) { return name.rfind("llm.", 0) != 0; });

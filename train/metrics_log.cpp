@@ -3,10 +3,14 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <utility>
+
+#include "io/atomic_file.h"
 
 #ifdef VTB_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -59,7 +63,7 @@ void truncate_metrics(const fs::path& file, int64_t step) {
     }
   }
   in.close();
-  std::ofstream(file, std::ios::trunc) << kept;
+  io::write_file_atomically(file.string(), kept);
 }
 
 }  // namespace
@@ -86,7 +90,9 @@ MetricsLog::MetricsLog(dist::Communicator& comm, const std::string& run_dir, con
   const fs::path path = fs::path(run_dir) / "metrics.jsonl";
   fs::create_directories(run_dir);
   truncate_metrics(path, resumed_step);
+  path_ = path.string();
   file_.open(path, std::ios::app);
+  if (!file_) throw io::WriteError(path_ + ": cannot open for appending: " + std::strerror(errno));
 }
 
 void MetricsLog::record(const StepRecord& r, const StepStatistics& stats) {
@@ -119,6 +125,10 @@ void MetricsLog::record(const StepRecord& r, const StepStatistics& stats) {
     if (stats.source_tokens[k] > 0) line["loss_" + source_names_[k]] = stats.source_loss(k);
   file_ << line.dump() << "\n";
   file_.flush();
+  // A lost line is a lost step in every plot and report: a full disk stops the run here, before its next
+  // checkpoint would fail anyway.
+  if (!file_)
+    throw io::WriteError(path_ + ": cannot append step " + std::to_string(r.step) + ": " + std::strerror(errno));
 
   const int64_t max_steps = max_steps_;
   const std::string eta = duration_text(step_time_ema_ * static_cast<double>(max_steps - r.step));

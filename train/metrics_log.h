@@ -58,6 +58,7 @@ class MetricsLog {
   c10::Device device_;
   FlopModel flops_;
   std::vector<std::string> source_names_;
+  std::string path_;  // metrics.jsonl (rank 0)
   std::ofstream file_;
   double step_time_ema_ = 0;
 };

@@ -50,6 +50,28 @@ class BadSteps {
   int64_t limit_, in_a_row_ = 0;
 };
 
+// Note [A skipped step changes nothing]: forward in training mode moves BatchNorm's running statistics
+// before the loss is known. When the step is then skipped for a non-finite loss or gradient they are put
+// back, so a NaN batch reaches no buffer and so no checkpoint (the parameters and AdamW state are not
+// touched by a skipped step in the first place).
+class BufferSnapshot {
+ public:
+  explicit BufferSnapshot(model::SpeechLM& lm) {
+    for (const auto& b : lm->named_buffers()) buffers_.push_back(b.value());
+  }
+  void take() {
+    copies_.clear();
+    for (const auto& b : buffers_) copies_.push_back(b.clone());
+  }
+  void restore() {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].copy_(copies_[i]);
+  }
+
+ private:
+  std::vector<at::Tensor> buffers_, copies_;
+};
+
 }  // namespace
 
 int run_training(dist::Communicator& comm, const TrainSettings& s, const RunContext& context) {
@@ -81,6 +103,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s, const RunCont
   if (fixed && run.step == 0 && comm.rank() == 0) write_initial_parameters(lm, s.run_dir);
   MetricsLog log(comm, s.run_dir, metrics, schedule.max_steps, lm, source_names, run.step);
   BadSteps bad_steps(schedule.max_bad_steps);
+  BufferSnapshot buffers(lm);
   while (run.step < schedule.max_steps) {
     const auto started = std::chrono::steady_clock::now();
     const int64_t step = run.step + 1;
@@ -90,12 +113,14 @@ int run_training(dist::Communicator& comm, const TrainSettings& s, const RunCont
 
     // Draw a batch from the mix → forward → loss on answers → backward with overlapped allreduce.
     const std::vector<data::Batch> micro_batches = draw(loader, schedule.micro_batches, fixed);
+    buffers.take();
     StepOptions step_options = faults.step_options(step, comm.rank(), source_names.size());
     step_options.bf16 = precision.bf16;
     StepStatistics stats = forward_backward(lm, micro_batches, parallel.bucketer(), comm, step_options);
     stats.allreduce(comm);  // the logged loss: Σ CE / N over the job (Note [Loss normalisation])
     // → clip → step (skipped when the loss or the gradient is not finite).
     const Update update = parallel.step(schedule.clip, lr, stats.loss_sum);
+    if (!update.applied) buffers.restore();  // Note [A skipped step changes nothing]
     bad_steps.count(step, update);
     run.step = step;
     log.record({step, lr, update, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "ckpt/checkpoint_tools.h"
 #include "ckpt/hdf5_io.h"
 #include "ckpt/layout.h"
 #include "ckpt/model_weights.h"
@@ -120,6 +121,38 @@ void restore_optimizer(const SavedOptimizer& saved, optim::AdamW& optimizer) {
   }
 }
 
+// Note [Checkpoint identity]: in state.h5 and in every rank file.
+void write_identity(ckpt::Hdf5Writer& out, const TrainingSnapshot& snap) {
+  out.attribute(schema::kTrain, schema::kRunId, snap.run.run_id);
+  out.attribute(schema::kTrain, schema::kStep, snap.run.step);
+  out.attribute(schema::kTrain, schema::kWorldSize, static_cast<int64_t>(snap.world));
+  out.attribute(schema::kTrain, schema::kZero, static_cast<int64_t>(snap.zero));
+}
+
+// No checkpoint holds a NaN or an infinity: it would load, and every run resumed from it would be lost, while
+// ckpt.keep_last pruned the good ones. Thrown inside commit_checkpoint's write, so every rank agrees that
+// nothing is committed and the previous checkpoint stays `latest`.
+void refuse_non_finite(const TrainingSnapshot& snap) {
+  std::vector<std::pair<std::string, const at::Tensor*>> tensors;
+  for (const auto& [name, t] : snap.model) tensors.emplace_back(schema::model_tensor(name), &t);
+  for (const auto& m : snap.optim) {
+    tensors.emplace_back(schema::optim_tensor(m.name, schema::kExpAvg), &m.exp_avg);
+    tensors.emplace_back(schema::optim_tensor(m.name, schema::kExpAvgSq), &m.exp_avg_sq);
+  }
+  std::string bad;
+  int count = 0;
+  for (const auto& [name, t] : tensors) {
+    if (!t->is_floating_point()) continue;
+    const int64_t n = t->numel() - at::isfinite(*t).sum().item<int64_t>();
+    if (n > 0 && ++count <= 5) bad += "\n  " + name + ": " + std::to_string(n) + " of " + std::to_string(t->numel());
+  }
+  if (count > 0)
+    throw std::runtime_error("checkpoint step " + std::to_string(snap.run.step) + " not committed on rank " +
+                             std::to_string(snap.rank) + ": " + std::to_string(count) +
+                             " tensors hold NaN or infinite values" + bad +
+                             "\nThe last committed checkpoint stays `latest`. Lower train.lr or check the data.");
+}
+
 }  // namespace
 
 std::string frozen_llm_hash(model::SpeechLM& lm) {
@@ -166,14 +199,13 @@ TrainingSnapshot snapshot_training_state(int rank, int world, model::SpeechLM& l
 }
 
 void write_training_state(const std::string& folder, const TrainingSnapshot& snap) {
+  refuse_non_finite(snap);
   if (snap.rank == 0) {
     ckpt::Hdf5Writer out(ckpt::state_file(folder));
     for (const auto& [name, t] : snap.model) out.write(schema::model_tensor(name), t);
     if (snap.zero == 0) write_moments(out, snap.optim, /*with_offsets=*/false);
     out.attribute(schema::kRoot, schema::kFormatVersionKey, ckpt::kFormatVersion);
-    out.attribute(schema::kTrain, schema::kZero, static_cast<int64_t>(snap.zero));
-    out.attribute(schema::kTrain, schema::kStep, snap.run.step);
-    out.attribute(schema::kTrain, schema::kWorldSize, static_cast<int64_t>(snap.world));
+    write_identity(out, snap);
     out.attribute(schema::kTrain, schema::kConfig, snap.config_text);
     out.attribute(schema::kTrain, schema::kLlm, snap.llm_label);
     out.attribute(schema::kTrain, schema::kLlmHash, snap.llm_hash);
@@ -183,8 +215,9 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
   }
   ckpt::Hdf5Writer out(ckpt::rank_file(folder, snap.rank));
   if (snap.zero >= 1) write_moments(out, snap.optim, /*with_offsets=*/true);
+  write_identity(out, snap);
+  out.attribute(schema::kTrain, schema::kRank, static_cast<int64_t>(snap.rank));
   out.attribute(schema::kTrain, schema::kSamplerState, snap.run.sampler.serialize());
-  out.attribute(schema::kTrain, schema::kStep, snap.run.step);
   out.write(schema::kRngCpu, snap.rng);
   if (snap.rng_cuda.defined()) out.write(schema::kRngCuda, snap.rng_cuda);
   out.close();
@@ -211,6 +244,7 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
         "{}: format_version {} has no checksum on its metadata (step, config, sampler state): resuming "
         "from it unverified",
         folder, format);
+  ckpt::check_identity(folder);  // before any tensor is used
   const int64_t saved_world = state.int_attribute(schema::kTrain, schema::kWorldSize);
   const std::string saved_hash = state.string_attribute(schema::kTrain, schema::kLlmHash);
   if (saved_hash != frozen_llm_hash(lm))
@@ -228,6 +262,7 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
         folder, saved.zero(), saved.zero() >= 1 ? saved_world : 1, zero_now, zero_now >= 1 ? world : 1);
   RunState run;
   run.step = state.int_attribute(schema::kTrain, schema::kStep);
+  if (format >= ckpt::kFirstFormatWithIdentity) run.run_id = state.string_attribute(schema::kTrain, schema::kRunId);
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   if (saved_world == world) {  // the exact continuation
     ckpt::Hdf5Reader mine(ckpt::rank_file(folder, rank));

@@ -26,6 +26,7 @@ namespace vtb::train {
 struct RunState {
   int64_t step = 0;
   data::SamplerState sampler;
+  std::string run_id;  // Note [Checkpoint identity]: 16 hex digits, the same on every rank
 };
 
 // FNV-1a over the bytes of every frozen (requires_grad = false) LLM parameter, as 16 hex digits.

@@ -2,10 +2,15 @@
 // values (docs/sources.md §4), and bad audio inputs.
 #include <gtest/gtest.h>
 #include <sndfile.h>
+#include <sys/stat.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <future>
+#include <limits>
 
 #include "data/audio.h"
 #include "data/features.h"
@@ -99,6 +104,45 @@ TEST(Audio, BadInputsGiveErrorsNamingTheFile) {
   const std::string cut = temp("cut.wav");
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   expect_audio_error([&] { load_audio(cut, 0.0, 1.0); }, cut + ": manifest asks for 1.0");
+}
+
+// Issue 37: a FIFO blocked open() forever (eval, generate, chat hung; training waited for the watchdog), and
+// float files with NaN, inf or ±1e30 samples decoded into NaN features without a word.
+TEST(Audio, OnlyRegularFilesWithFiniteSamplesOfSaneSizeAreRead) {
+  const std::string fifo = temp("fifo.wav");
+  std::remove(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto refused = std::async(std::launch::async, [&] {
+    try {
+      load_audio(fifo);
+    } catch (const AudioError& e) {
+      return std::string(e.what()) + " [" + e.reason + "]";
+    }
+    return std::string("read");
+  });
+  ASSERT_EQ(refused.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "load_audio blocked on a FIFO";
+  EXPECT_EQ(refused.get(), fifo +
+                               ": is a FIFO, not a regular file; vtb reads audio only from files (a FIFO or "
+                               "device would block or never end) [not a regular file]");
+  expect_audio_error([] { load_audio("/dev/null"); }, "/dev/null: is a device, not a regular file");
+  expect_audio_error([] { load_audio("/tmp"); }, "/tmp: is a directory");
+
+  std::vector<float> samples(16000, 0.25f);
+  samples[8000] = std::numeric_limits<float>::quiet_NaN();
+  samples[8001] = std::numeric_limits<float>::infinity();
+  const std::string nan = temp("nan.wav");
+  write_raw(nan, samples, 1, 16000, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  expect_audio_error([&] { load_audio(nan); }, nan + ": 2 samples are NaN or infinite, the first at 0.500000 s");
+  samples[8000] = samples[8001] = 1e30f;
+  const std::string loud = temp("loud.wav");
+  write_raw(loud, samples, 1, 16000, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  expect_audio_error([&] { load_audio(loud); }, loud + ": 2 samples are beyond ±10000, the first at 0.500000 s");
+  samples[8000] = samples[8001] = 1.5f;  // above full scale in a float file, but audio
+  const std::string hot = temp("hot.wav");
+  write_raw(hot, samples, 1, 16000, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  EXPECT_EQ(load_audio(hot).size(), 16000u);
+  expect_audio_error([&] { load_audio(hot, 0, 0, kSampleRate, 0.5); },
+                     "1.000000 s of audio; this command uses at most");
 }
 
 TEST(MelFilterbank, MatchesTorchaudioReferenceValues) {
