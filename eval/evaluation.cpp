@@ -35,7 +35,7 @@ std::pair<data::Conversation, std::string> split_reference(const data::Conversat
 }  // namespace
 
 model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
-                                const data::LogMelExtractor& extractor) {
+                                const data::LogMelExtractor& extractor, double max_audio_seconds) {
   std::vector<data::FormattedExample> formatted;
   std::vector<at::Tensor> feats;
   for (const auto& p : prompts) {
@@ -47,7 +47,8 @@ model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, 
                                   " placeholders, " + std::to_string(formatted.back().audio.size()) +
                                   " recordings); a recording is written <audio:PATH>");
     for (const auto& a : formatted.back().audio)
-      feats.push_back(extractor.compute(data::load_audio(a.path, a.offset, a.duration)));
+      feats.push_back(
+          extractor.compute(data::load_audio(a.path, a.offset, a.duration, data::kSampleRate, max_audio_seconds)));
   }
   data::PaddedTokens tokens = data::pad_tokens(formatted, tok.special().pad);
   model::SpeechBatch b;
@@ -61,11 +62,12 @@ model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, 
 namespace {
 
 // Why one of the example's recordings cannot be read, or "" when all can.
-std::string audio_problem(const data::Conversation& c) {
+std::string audio_problem(const data::Conversation& c, double max_audio_seconds) {
   try {
     for (const auto& t : c.turns)
       for (const auto& seg : t.segments)
-        if (seg.is_audio) data::load_audio(seg.audio.path, seg.audio.offset, seg.audio.duration);
+        if (seg.is_audio)
+          data::load_audio(seg.audio.path, seg.audio.offset, seg.audio.duration, data::kSampleRate, max_audio_seconds);
   } catch (const std::exception& e) {
     return e.what();
   }
@@ -107,6 +109,7 @@ void score(data::Task task, EvalResult& r) {
 EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::Tokenizer& tok,
                     const std::vector<data::Conversation>& examples, const EvalOptions& o) {
   const data::LogMelExtractor extractor(o.features);
+  const double max_audio = audio_seconds_within(o.decode.max_length, lm->config().encoder.subsampling_factor);
   const c10::Device device = comm.device();
   std::vector<Prediction> mine;
   std::vector<size_t> mine_index;
@@ -114,7 +117,7 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
   std::vector<std::string> pending_refs;
   auto flush = [&] {
     if (pending.empty()) return;
-    model::SpeechBatch b = prompt_batch(pending, tok, extractor);
+    model::SpeechBatch b = prompt_batch(pending, tok, extractor, max_audio);
     auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
     b = model::SpeechBatch{to(b.ids), to(b.lengths), to(b.loss_mask), to(b.features), to(b.feature_lengths)};
     std::vector<std::vector<int64_t>> generated;
@@ -133,7 +136,7 @@ EvalResult evaluate(dist::Communicator& comm, model::SpeechLM& lm, const data::T
   nlohmann::json local = nlohmann::json::array();
   for (size_t i = static_cast<size_t>(comm.rank()); i < examples.size(); i += static_cast<size_t>(comm.size())) {
     if (o.skip_bad_audio) {  // read once here to find out; a batch is not built around a bad file
-      if (const std::string why = audio_problem(examples[i]); !why.empty()) {
+      if (const std::string why = audio_problem(examples[i], max_audio); !why.empty()) {
         spdlog::warn("{}: left out of the score: {}", examples[i].origin, why);
         local.push_back({{"i", i}, {"skipped", examples[i].origin + ": " + why}});
         continue;

@@ -43,9 +43,16 @@ struct EvalResult {
 };
 
 // Prompts (conversations ending with a user turn) as one padded batch ready for sample_or_greedy_decode: the
-// generation prompt appended, audio decoded and turned into features (no dither). CPU tensors.
+// generation prompt appended, audio decoded and turned into features (no dither). CPU tensors. A recording
+// longer than `max_audio_seconds` (> 0) is refused from its header, before it is decoded.
 model::SpeechBatch prompt_batch(const std::vector<data::Conversation>& prompts, const data::Tokenizer& tok,
-                                const data::LogMelExtractor& extractor);
+                                const data::LogMelExtractor& extractor, double max_audio_seconds = 0);
+
+// The most audio one prompt can hold: `max_length` LLM positions at the encoder's frame rate (100 feature
+// frames a second, / `subsampling_factor`). Longer recordings cannot be decoded, so they are not read.
+inline double audio_seconds_within(int64_t max_length, int64_t subsampling_factor) {
+  return static_cast<double>(max_length * subsampling_factor) / 100.0;
+}
 
 // Each rank decodes examples i with i % size == rank; predictions are gathered on every rank. The last
 // assistant turn of each conversation is the reference; the turns before it are the prompt.

@@ -28,6 +28,8 @@ int data_features_command(int argc, char** argv) {
       "out", po::value<std::string>(), "output .npy, float32 [n_mels, frames]")(
       "offset", po::value<double>()->default_value(0), "start, seconds")(
       "duration", po::value<double>()->default_value(0), "length, seconds (0 = to the end)")(
+      "max-seconds", po::value<double>()->default_value(3600),
+      "refuse a longer slice before decoding it (a 1-hour slice is 230 MB of samples; 0 = no bound)")(
       "filterbank-out", po::value<std::string>(), "also write the mel filterbank, float32 [n_fft/2+1, n_mels]");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
@@ -39,8 +41,10 @@ int data_features_command(int argc, char** argv) {
   require_options(cmd, {"audio", "out"});
   const Config config = Config::load(cmd.options["config"].as<std::string>(), cmd.overrides);
   const data::LogMelExtractor extractor(read_feature_settings(config));
+  const double max_seconds = cmd.options["max-seconds"].as<double>();
+  if (!(max_seconds >= 0)) throw ConfigError("--max-seconds must be ≥ 0");
   const auto samples = data::load_audio(cmd.options["audio"].as<std::string>(), cmd.options["offset"].as<double>(),
-                                        cmd.options["duration"].as<double>());
+                                        cmd.options["duration"].as<double>(), data::kSampleRate, max_seconds);
   write_npy(cmd.options["out"].as<std::string>(), extractor.compute(samples));
   if (cmd.options.count("filterbank-out")) {
     const auto& f = extractor.config();

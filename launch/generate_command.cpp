@@ -41,19 +41,26 @@ TrainedModel load_for_generation(const ParsedCommand& cmd) {
   return load_trained_model(checkpoint_config(folder, cmd.overrides), folder);
 }
 
+// The most audio a prompt of --max-length can hold; a longer recording is refused before it is decoded.
+double max_audio_seconds(TrainedModel& t, const eval::DecodeOptions& o) {
+  return eval::audio_seconds_within(o.max_length, t.lm->config().encoder.subsampling_factor);
+}
+
 // The model's next assistant turn after `c` (which ends with a user turn).
 std::string answer(TrainedModel& t, const data::Conversation& c, const eval::DecodeOptions& o) {
-  const model::SpeechBatch b = eval::prompt_batch({c}, t.tokenizer, data::LogMelExtractor(t.data.loader.features));
+  const model::SpeechBatch b =
+      eval::prompt_batch({c}, t.tokenizer, data::LogMelExtractor(t.data.loader.features), max_audio_seconds(t, o));
   const auto out = eval::decode(t.lm, b, o);
   return t.tokenizer.decode(std::vector<int>(out[0].begin(), out[0].end()));
 }
 
 // The ids a chat turn adds to the conversation so far: the template's "<end_of_turn>\n" closing the last
 // reply (the first turn: <bos>), the user turn, the generation prompt; with its recordings' features.
-model::SpeechBatch chat_turn(TrainedModel& t, const data::Turn& turn, bool first) {
+model::SpeechBatch chat_turn(TrainedModel& t, const data::Turn& turn, bool first, const eval::DecodeOptions& o) {
   data::Conversation one;
   one.turns.push_back(turn);
-  model::SpeechBatch b = eval::prompt_batch({one}, t.tokenizer, data::LogMelExtractor(t.data.loader.features));
+  model::SpeechBatch b =
+      eval::prompt_batch({one}, t.tokenizer, data::LogMelExtractor(t.data.loader.features), max_audio_seconds(t, o));
   if (first) return b;
   std::vector<int64_t> head = {t.tokenizer.special().end_of_turn};
   for (int id : t.tokenizer.encode("\n")) head.push_back(id);
@@ -134,7 +141,7 @@ int chat_command(int argc, char** argv) {
           throw;
         }
       } else {
-        const std::vector<int64_t> ids = cached.reply(chat_turn(t, turn, c.turns.empty()));
+        const std::vector<int64_t> ids = cached.reply(chat_turn(t, turn, c.turns.empty(), o));
         c.turns.push_back(turn);
         reply = t.tokenizer.decode(std::vector<int>(ids.begin(), ids.end()));
       }

@@ -10,7 +10,8 @@
 #            checkpoint is finite, `verify` says so, and eval loads the last one (on 7dd13cf the last two
 #            checkpoints held NaN running statistics, verify said ok and eval refused them)
 #   audio    a FIFO is refused at once by eval and skipped by training; NaN, inf and ±1e30 samples in a float
-#            wav are refused by eval and `data features` and skipped and counted by training
+#            wav are refused by eval and `data features` and skipped and counted by training; an 18.6-hour
+#            sparse wav is refused by `data features` and generate from its header, before decoding
 #   writes   `vtb eval --out` and `lm logits --out` on a full disk fail naming the file, leaving no file
 #   safety   dist.timeout_s above a day is refused
 # usage: nothing_lost.sh VTB_BINARY SOURCE_DIR WORK_DIR
@@ -129,6 +130,18 @@ expect 1 "nan.wav: 1 samples are NaN or infinite, the first at 0.500000 s" audio
 expect 1 "inf.wav: 1 samples are NaN or infinite" audio -- "$vtb" data features "${tiny[@]}" --audio data/synth/inf.wav --out inf.npy
 [[ ! -e inf.npy ]]; check audio "data features wrote no file for inf.wav"
 expect 1 "huge.wav: 1 samples are beyond ±10000" audio -- "$vtb" data features "${tiny[@]}" --audio data/synth/huge.wav --out huge.npy
+# An 18.6-hour wav that is all hole (a sparse file, 2 GiB of samples): refused from its header, before decoding.
+/usr/bin/python3 - <<'PY'
+import struct
+frames = int(18.6 * 3600 * 16000)
+with open("data/synth/long.wav", "wb") as f:
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    f.write(b"RIFF" + struct.pack("<I", 36 + 2 * frames) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt)
+    f.write(b"data" + struct.pack("<I", 2 * frames))
+    f.truncate(44 + 2 * frames)
+PY
+expect 1 "long.wav: 66960.000000 s of audio; this command uses at most 3600" audio -- "$vtb" data features "${tiny[@]}" --audio data/synth/long.wav --out long.npy
+expect 1 "long.wav: 66960.000000 s of audio; this command uses at most" audio -- "$vtb" generate --ckpt run --prompt "<audio:data/synth/long.wav> hello" --max-new-tokens 2
 sed -e '/^source = /d' -e 's/^\[data\]/[data]\nsource = asr asr 1 data\/synth\/bad_audio.jsonl/' "$src/configs/tiny.ini" >bad_audio.ini
 timeout -k 10 120 "$vtb" train --config bad_audio.ini --run.threads=1 --run.dir skip --train.max_steps=12 --data.on_error=skip --log.level=info >skip.log 2>&1
 got=$?
