@@ -39,10 +39,9 @@ SndfilePtr open_for_reading(const std::string& path, SF_INFO& info) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   info = SF_INFO{};
   SndfilePtr f(sf_open_fd(fd, SFM_READ, &info, /*close_desc=*/SF_TRUE));
-  if (!f) {
-    ::close(fd);  // sf_open_fd closes it only on success
-    throw AudioError("unreadable", path + ": cannot read audio: " + sf_strerror(nullptr));
-  }
+  // With close_desc, libsndfile owns the descriptor from here: it closes it on failure too (psf_open_file's
+  // error path), so closing it again here could close another thread's file.
+  if (!f) throw AudioError("unreadable", path + ": cannot read audio: " + sf_strerror(nullptr));
   if (info.channels <= 0 || info.samplerate <= 0)
     throw AudioError("unreadable", path + ": invalid header (no channels or rate)");
   return f;
