@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -64,11 +65,63 @@ void check_samples(const std::string& path, const std::vector<float>& samples, i
   }
 }
 
+// libsndfile's virtual I/O over bytes already in memory (a tar member).
+struct MemoryFile {
+  const std::string* bytes;
+  sf_count_t at = 0;
+
+  static sf_count_t length(void* self) {
+    return static_cast<sf_count_t>(static_cast<MemoryFile*>(self)->bytes->size());
+  }
+  static sf_count_t seek(sf_count_t offset, int whence, void* self) {
+    auto* m = static_cast<MemoryFile*>(self);
+    const sf_count_t base = whence == SEEK_CUR ? m->at : whence == SEEK_END ? length(self) : 0;
+    if (base + offset < 0 || base + offset > length(self)) return -1;
+    return m->at = base + offset;
+  }
+  static sf_count_t read(void* out, sf_count_t count, void* self) {
+    auto* m = static_cast<MemoryFile*>(self);
+    const sf_count_t n = std::max<sf_count_t>(0, std::min(count, length(self) - m->at));
+    std::memcpy(out, m->bytes->data() + m->at, static_cast<size_t>(n));
+    m->at += n;
+    return n;
+  }
+  static sf_count_t write(const void*, sf_count_t, void*) { return 0; }
+  static sf_count_t tell(void* self) { return static_cast<MemoryFile*>(self)->at; }
+};
+
+SndfilePtr open_bytes(const std::string& bytes, const std::string& what, MemoryFile& file, SF_INFO& info) {
+  static SF_VIRTUAL_IO io{&MemoryFile::length, &MemoryFile::seek, &MemoryFile::read, &MemoryFile::write,
+                          &MemoryFile::tell};
+  file = MemoryFile{&bytes, 0};
+  info = SF_INFO{};
+  SndfilePtr f(sf_open_virtual(&io, SFM_READ, &info, &file));
+  if (!f) throw AudioError("unreadable", what + ": cannot read audio: " + sf_strerror(nullptr));
+  if (info.channels <= 0 || info.samplerate <= 0)
+    throw AudioError("unreadable", what + ": invalid header (no channels or rate)");
+  return f;
+}
+
+std::vector<float> decode(SNDFILE* file, const SF_INFO& info, const std::string& path, double offset_s,
+                          double duration_s, int rate, double max_seconds);
+
 }  // namespace
 
-double audio_duration(const std::string& path) {
+AudioInfo audio_info(const std::string& path) {
   SF_INFO info;
   open_for_reading(path, info);
+  return AudioInfo{info.frames, info.samplerate, info.channels};
+}
+
+double audio_duration(const std::string& path) {
+  const AudioInfo info = audio_info(path);
+  return static_cast<double>(info.frames) / info.rate;
+}
+
+double audio_duration_of(const std::string& bytes, const std::string& what) {
+  MemoryFile file{};
+  SF_INFO info;
+  open_bytes(bytes, what, file, info);
   return static_cast<double>(info.frames) / info.samplerate;
 }
 
@@ -76,6 +129,21 @@ std::vector<float> load_audio(const std::string& path, double offset_s, double d
                               double max_seconds) {
   SF_INFO info;
   SndfilePtr f = open_for_reading(path, info);
+  return decode(f.get(), info, path, offset_s, duration_s, rate, max_seconds);
+}
+
+std::vector<float> load_audio_bytes(const std::string& bytes, const std::string& what, double offset_s,
+                                    double duration_s, int rate, double max_seconds) {
+  MemoryFile file{};
+  SF_INFO info;
+  SndfilePtr f = open_bytes(bytes, what, file, info);
+  return decode(f.get(), info, what, offset_s, duration_s, rate, max_seconds);
+}
+
+namespace {
+
+std::vector<float> decode(SNDFILE* file, const SF_INFO& info, const std::string& path, double offset_s,
+                          double duration_s, int rate, double max_seconds) {
   const sf_count_t first = static_cast<sf_count_t>(std::llround(offset_s * info.samplerate));
   if (offset_s < 0 || first > info.frames)
     throw AudioError("slice outside the file",
@@ -97,11 +165,11 @@ std::vector<float> load_audio(const std::string& path, double offset_s, double d
     throw AudioError("too long", path + ": " + std::to_string(static_cast<double>(count) / info.samplerate) +
                                      " s of audio; this command uses at most " + std::to_string(max_seconds) +
                                      " s (checked from the header, before decoding)");
-  if (first > 0 && sf_seek(f.get(), first, SEEK_SET) < 0)
-    throw AudioError("unreadable", path + ": cannot seek: " + sf_strerror(f.get()));
+  if (first > 0 && sf_seek(file, first, SEEK_SET) < 0)
+    throw AudioError("unreadable", path + ": cannot seek: " + sf_strerror(file));
 
   std::vector<float> interleaved(static_cast<size_t>(count) * info.channels);
-  const sf_count_t got = sf_readf_float(f.get(), interleaved.data(), count);
+  const sf_count_t got = sf_readf_float(file, interleaved.data(), count);
   if (got < count)
     throw AudioError("truncated",
                      path + ": truncated: read " + std::to_string(got) + " of " + std::to_string(count) + " frames");
@@ -114,6 +182,8 @@ std::vector<float> load_audio(const std::string& path, double offset_s, double d
   check_samples(path, mono, info.samplerate);
   return resample(mono, info.samplerate, rate);
 }
+
+}  // namespace
 
 std::vector<float> resample(const std::vector<float>& samples, int from_rate, int to_rate) {
   if (from_rate == to_rate) return samples;

@@ -2,6 +2,7 @@
 // 16 kHz mono float through libsoxr at high quality.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -28,13 +29,25 @@ constexpr float kMaxSampleMagnitude = 1e4F;
 std::vector<float> load_audio(const std::string& path, double offset_s = 0, double duration_s = 0,
                               int rate = kSampleRate, double max_seconds = 0);
 
+// The same from a file's bytes already in memory (a tar shard's member); `what` names it in errors.
+std::vector<float> load_audio_bytes(const std::string& bytes, const std::string& what, double offset_s = 0,
+                                    double duration_s = 0, int rate = kSampleRate, double max_seconds = 0);
+
 // Resamples mono float audio (soxr, HQ). Returns the input when the rates are equal.
 std::vector<float> resample(const std::vector<float>& samples, int from_rate, int to_rate);
 
 // Writes mono float samples as 16-bit PCM WAV.
 void write_wav(const std::string& path, const std::vector<float>& samples, int rate = kSampleRate);
 
+// Frames, rate and channels from the file header (no decoding).
+struct AudioInfo {
+  int64_t frames = 0;
+  int rate = 0, channels = 0;
+};
+AudioInfo audio_info(const std::string& path);
+
 // Duration in seconds from the file header (no decoding).
 double audio_duration(const std::string& path);
+double audio_duration_of(const std::string& bytes, const std::string& what);  // from bytes in memory
 
 }  // namespace vtb::data

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <set>
 #include <tuple>
 
 #include "compat/aten_threads.h"
@@ -20,15 +21,32 @@ ExampleCost BatchLoader::cost(const Conversation& c, size_t text_tokens) const {
 
 BatchLoader::BatchLoader(std::vector<LoaderSource> sources, const Tokenizer& tokenizer, BatchLimits limits,
                          MixMode mode, LoaderOptions options, int rank, int world)
-    : sources_(std::move(sources)), tokenizer_(tokenizer), options_(options), extractor_(options.features) {
+    : sources_(std::move(sources)),
+      tokenizer_(tokenizer),
+      options_(options),
+      extractor_(options.features),
+      limits_(limits),
+      mode_(mode) {
   std::vector<SamplerSource> specs;
   for (const auto& s : sources_) {
-    SamplerSource spec{s.name, s.weight, {}};
+    SamplerSource spec{s.name, s.weight, {}, s.shards ? s.shards->sizes : std::vector<int64_t>{}};
     for (const auto& c : s.examples) spec.costs.push_back(cost(c, format_conversation(c, tokenizer_).ids.size()));
     specs.push_back(std::move(spec));
   }
   sampler_ = std::make_unique<MixingSampler>(std::move(specs), limits, mode, options.seed, rank, world);
   returned_state_ = sampler_->state();
+  streams_.resize(sources_.size());
+  for (size_t src = 0; src < sources_.size(); ++src) {
+    if (!sources_[src].shards) continue;
+    streams_[src] = std::make_unique<ShardStream>(sources_[src].shards,
+                                                  [this, src](int64_t epoch) { return sampler_->shard(src, epoch); });
+    const std::vector<size_t> mine = sampler_->shard(src, 0);
+    std::set<int32_t> shards;
+    for (size_t e : mine) shards.insert(sources_[src].shards->members[e].shard);
+    spdlog::info("source '{}': rank {} of {} reads {} of {} examples in epoch 0, from {} of {} shards",
+                 sources_[src].name, rank, world, mine.size(), sources_[src].examples.size(), shards.size(),
+                 sources_[src].shards->paths.size());
+  }
 }
 
 BatchLoader::~BatchLoader() {
@@ -47,6 +65,20 @@ void BatchLoader::restore(const SamplerState& state) {
   sampler_->restore(state);
   returned_state_ = state;
   next_step_ = state.step;
+  // The streams continue where the cursors stand: per_batch at the first position of the current chunk
+  // (its batches come in a shuffled order), per_sample at the next position.
+  for (size_t src = 0; src < streams_.size(); ++src)
+    if (streams_[src]) {
+      const SourceCursor& c = state.sources.at(src);
+      streams_[src]->seek(c.epoch, mode_ == MixMode::PerBatch ? c.chunk * limits_.bucket_window : c.position);
+    }
+}
+
+SamplerState BatchLoader::state_after(int64_t steps) const {
+  MixingSampler planner = *sampler_;  // a copy: the caches are rebuilt from the state on demand
+  planner.restore(SamplerState{0, std::vector<SourceCursor>(sources_.size())});
+  for (int64_t i = 0; i < steps; ++i) planner.next();
+  return planner.state();
 }
 
 SamplerState BatchLoader::state() const {
@@ -64,7 +96,7 @@ void BatchLoader::start() {
     workers_.emplace_back([this] {
       compat::run_aten_serially_on_this_thread();
       for (;;) {
-        std::pair<SampledBatch, SamplerState> job;
+        Work job;
         {
           std::unique_lock<std::mutex> lock(mu_);
           cv_.wait(lock, [this] { return stopping_ || !work_.empty(); });
@@ -73,12 +105,12 @@ void BatchLoader::start() {
           work_.erase(work_.begin());
         }
         try {
-          Batch b = build(job.first);
+          Batch b = build(job);
           std::lock_guard<std::mutex> lock(mu_);
-          ready_.emplace(job.first.step, std::make_pair(std::move(b), std::move(job.second)));
+          ready_.emplace(job.sampled.step, std::make_pair(std::move(b), std::move(job.state)));
         } catch (...) {
           std::lock_guard<std::mutex> lock(mu_);
-          failed_.emplace(job.first.step, std::current_exception());
+          failed_.emplace(job.sampled.step, std::current_exception());
         }
         cv_.notify_all();
       }
@@ -87,15 +119,36 @@ void BatchLoader::start() {
 
 void BatchLoader::produce() {
   for (;;) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return stopping_ || in_flight_ < options_.queue_depth; });
-    if (stopping_) return;
-    SampledBatch sampled = sampler_->next();
-    work_.emplace_back(std::move(sampled), sampler_->state());
-    ++in_flight_;
-    lock.unlock();
+    Work work;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || in_flight_ < options_.queue_depth; });
+      if (stopping_) return;
+      work.sampled = sampler_->next();
+      work.state = sampler_->state();
+      ++in_flight_;
+    }
+    try {
+      work.members = read_members(work.sampled);  // tar reads, outside the lock
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      failed_.emplace(work.sampled.step, std::current_exception());
+      cv_.notify_all();
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      work_.push_back(std::move(work));
+    }
     cv_.notify_all();
   }
+}
+
+std::vector<MemberBytes> BatchLoader::read_members(const SampledBatch& sampled) {
+  std::vector<MemberBytes> out(sampled.items.size());
+  for (size_t i = 0; i < sampled.items.size(); ++i)
+    if (const auto& stream = streams_[sampled.items[i].first]) out[i] = stream->take(sampled.items[i].second);
+  return out;
 }
 
 Batch BatchLoader::next() {
@@ -118,12 +171,14 @@ std::map<std::string, int64_t> BatchLoader::bad_examples() const {
   return bad_by_reason_;
 }
 
-Batch BatchLoader::build(const SampledBatch& sampled) const {
+Batch BatchLoader::build(const Work& work) const {
+  const SampledBatch& sampled = work.sampled;
   Batch b;
   b.step = sampled.step;
   std::vector<FormattedExample> texts;
   std::vector<at::Tensor> feats;
-  for (const auto& [source, index] : sampled.items) {
+  for (size_t item = 0; item < sampled.items.size(); ++item) {
+    const auto [source, index] = sampled.items[item];
     const Conversation& c = sources_[source].examples[index];
     if (options_.skip_bad_audio) {
       std::lock_guard<std::mutex> lock(bad_mu_);
@@ -137,7 +192,14 @@ Batch BatchLoader::build(const SampledBatch& sampled) const {
     try {
       for (size_t k = 0; k < f.audio.size(); ++k) {
         const AudioRef& a = f.audio[k];
-        const std::vector<float> samples = load_audio(a.path, a.offset, a.duration);
+        std::vector<float> samples;
+        if (a.member.empty()) {
+          samples = load_audio(a.path, a.offset, a.duration);
+        } else {
+          const MemberBytes& m = work.members.at(item);
+          if (!m.bytes) throw AudioError(m.reason, m.error);
+          samples = load_audio_bytes(*m.bytes, m.where, a.offset, a.duration);
+        }
         // Randomness from (seed, step, example, segment) only: independent of worker scheduling.
         std::mt19937_64 rng(mix_hash(options_.seed, static_cast<uint64_t>(sampled.step), texts.size() + b.skipped, k));
         at::Tensor x = extractor_.compute(samples, options_.training ? &rng : nullptr);
@@ -162,6 +224,7 @@ Batch BatchLoader::build(const SampledBatch& sampled) const {
     feats.insert(feats.end(), example_feats.begin(), example_feats.end());
     b.audio_seconds += c.audio_seconds();
     b.sources.push_back(source);
+    b.examples.push_back(index);
     for (uint8_t m : f.loss_mask) b.answer_tokens += m;
     texts.push_back(std::move(f));
   }

@@ -1,6 +1,7 @@
 // From sampled example indices to padded tensors, in background threads.
 //
-// Note [Prefetch]: a producer thread draws batches from the MixingSampler in step order and hands each
+// Note [Prefetch]: a producer thread draws batches from the MixingSampler in step order, reads the audio of
+// sharded sources' examples from their tars (Note [Reading shards in plan order]), and hands each batch
 // to a worker pool (decode audio, features, dither and SpecAugment in training, tokenize, pad); next()
 // returns batches strictly in step order. All randomness of a batch derives from (seed, step, segment),
 // so results do not depend on which worker ran when. At most `queue_depth` batches are in flight. The
@@ -23,18 +24,20 @@
 #include "data/features.h"
 #include "data/mixing_sampler.h"
 #include "data/prompt.h"
+#include "data/shard_stream.h"
 #include "data/tokenizer.h"
 
 namespace vtb::data {
 
 struct Batch {
   int64_t step = 0;
-  std::vector<size_t> sources;  // per example
-  at::Tensor ids;               // [B, T] int64, right-padded with <pad>
-  at::Tensor lengths;           // [B]
-  at::Tensor loss_mask;         // [B, T] bool
-  at::Tensor features;          // [N, n_mels, F] or undefined when the batch has no audio
-  at::Tensor feature_lengths;   // [N]
+  std::vector<size_t> sources;   // per example
+  std::vector<size_t> examples;  // per example: its index in its source
+  at::Tensor ids;                // [B, T] int64, right-padded with <pad>
+  at::Tensor lengths;            // [B]
+  at::Tensor loss_mask;          // [B, T] bool
+  at::Tensor features;           // [N, n_mels, F] or undefined when the batch has no audio
+  at::Tensor feature_lengths;    // [N]
   double audio_seconds = 0;
   int64_t answer_tokens = 0;
   int64_t skipped = 0;  // examples dropped because their audio could not be read (skip policy)
@@ -67,6 +70,7 @@ struct LoaderSource {
   std::string name;
   double weight = 1;
   std::vector<Conversation> examples;
+  std::shared_ptr<const ShardIndex> shards;  // a sharded source (examples numbered shard by shard); else null
 };
 
 class BatchLoader {
@@ -78,6 +82,9 @@ class BatchLoader {
   Batch next();
   SamplerState state() const;               // after the last batch next() returned
   void restore(const SamplerState& state);  // before the first next()
+  // The sampler state after `steps` batches from the start, drawn without reading any data (a position to
+  // restore() to: vtb data epoch --start-batch, the resume benchmark).
+  SamplerState state_after(int64_t steps) const;
 
   // Sequence cost the sampler uses: text tokens + the audio frames the encoder makes of the example's audio.
   ExampleCost cost(const Conversation& c, size_t text_tokens) const;
@@ -87,15 +94,25 @@ class BatchLoader {
   std::map<std::string, int64_t> bad_examples() const;
 
  private:
+  // A drawn batch with the bytes of its shard members (read by the producer, in plan order).
+  struct Work {
+    SampledBatch sampled;
+    SamplerState state;
+    std::vector<MemberBytes> members;  // per item; empty bytes and error for loose files
+  };
   void start();
   void produce();
-  Batch build(const SampledBatch& sampled) const;
+  std::vector<MemberBytes> read_members(const SampledBatch& sampled);
+  Batch build(const Work& work) const;
 
   std::vector<LoaderSource> sources_;
   const Tokenizer& tokenizer_;
   LoaderOptions options_;
   LogMelExtractor extractor_;
+  BatchLimits limits_;
+  MixMode mode_;
   std::unique_ptr<MixingSampler> sampler_;
+  std::vector<std::unique_ptr<ShardStream>> streams_;  // per source; null for JSONL sources. Producer only.
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -108,7 +125,7 @@ class BatchLoader {
   bool started_ = false;
   std::thread producer_;
   std::vector<std::thread> workers_;
-  std::vector<std::pair<SampledBatch, SamplerState>> work_;  // drawn, not yet built
+  std::vector<Work> work_;  // drawn, not yet built
 
   mutable std::mutex bad_mu_;                        // guards the two below (workers build concurrently)
   mutable std::set<std::pair<size_t, size_t>> bad_;  // (source, index)

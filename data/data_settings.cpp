@@ -1,5 +1,7 @@
 #include "data/data_settings.h"
 
+#include "data/sharded_source.h"
+
 #include <stdexcept>
 #include <utility>
 
@@ -15,10 +17,17 @@ std::vector<LoaderSource> read_sources(const DataSettings& s, std::optional<Task
     o.skip_bad_lines = s.skip_bad_lines;
     o.min_duration = s.min_duration;
     o.max_duration = s.max_duration;
-    Manifest m = read_manifest(src.manifest, o);
-    if (m.examples.empty())
+    LoaderSource loaded{src.name, src.weight, {}, nullptr};
+    if (const auto sharded = sharded_location(src.manifest)) {
+      ShardedManifest m = read_sharded_manifest(sharded->first, sharded->second, o);
+      loaded.examples = std::move(m.examples);
+      loaded.shards = std::make_shared<const ShardIndex>(std::move(m.index));
+    } else {
+      loaded.examples = read_manifest(src.manifest, o).examples;
+    }
+    if (loaded.examples.empty())
       throw std::runtime_error("source '" + src.name + "' (" + src.manifest + ") has no usable examples");
-    out.push_back({src.name, src.weight, std::move(m.examples)});
+    out.push_back(std::move(loaded));
   }
   if (out.empty() && only) {
     std::string kind;

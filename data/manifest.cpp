@@ -105,7 +105,9 @@ bool parse_manifest_line(const std::string& line, const std::string& folder, con
     if (!prompt.empty()) user.segments.push_back(Segment{false, prompt, {}});
     user.segments.push_back(Segment{true, {}, audio});
     out.turns.push_back(user);
-    out.turns.push_back(Turn{Role::Assistant, {Segment{false, string_field(j, "answer"), {}}}});
+    // NeMo's ASR manifests (and so its tarred corpora) carry the transcript as "text".
+    const char* answer = !j.contains("answer") && j.contains("text") ? "text" : "answer";
+    out.turns.push_back(Turn{Role::Assistant, {Segment{false, string_field(j, answer), {}}}});
     return true;
   }
 

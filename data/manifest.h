@@ -1,6 +1,7 @@
 // NeMo-style JSONL manifests (docs/design.md §4) parsed into Conversations, with a policy for bad lines.
 //
 //   speech (asr, ast, sqa): {"audio_filepath", "duration", "offset"?, "context"|"question"?, "answer", "lang"?}
+//                           ("text" stands for "answer" when there is no "answer": NeMo's ASR manifests)
 //   text:                   {"conversations": [{"from": "User"|"Assistant", "value": ...}, ...]}
 //   mixed:                  text's "conversations" with <audio> markers in user values, and
 //                           "audios": [{"audio_filepath", "duration", "offset"?}, ...] in marker order

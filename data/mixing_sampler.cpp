@@ -23,7 +23,7 @@ void shuffle(std::vector<size_t>& v, uint64_t key) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[mix_hash(key, i) % i]);
 }
 
-constexpr uint64_t kPermute = 1, kOrder = 2, kSource = 3;
+constexpr uint64_t kPermute = 1, kOrder = 2, kSource = 3, kShardOrder = 4;
 
 }  // namespace
 
@@ -61,6 +61,15 @@ MixingSampler::MixingSampler(std::vector<SamplerSource> sources, BatchLimits lim
   for (const auto& s : sources_) {
     if (!(s.weight >= 0) || !std::isfinite(s.weight))
       throw std::invalid_argument("sampler: source '" + s.name + "' has a weight that is not a finite number ≥ 0");
+    int64_t in_shards = 0;
+    for (int64_t n : s.shard_sizes) in_shards += n;
+    if (!s.shard_sizes.empty() && in_shards != static_cast<int64_t>(s.costs.size()))
+      throw std::invalid_argument("sampler: source '" + s.name + "' has " + std::to_string(s.costs.size()) +
+                                  " examples but its shards hold " + std::to_string(in_shards));
+    if (!s.shard_sizes.empty() && limits.bucket_window <= 0)
+      throw std::invalid_argument("sampler: source '" + s.name +
+                                  "' is sharded: data.bucket_window must be > 0 (it "
+                                  "bounds the audio a rank holds in memory)");
     if (static_cast<int64_t>(s.costs.size()) < world)
       throw std::invalid_argument("sampler: source '" + s.name + "' has " + std::to_string(s.costs.size()) +
                                   " examples, fewer than the " + std::to_string(world) + " ranks that share it");
@@ -79,6 +88,24 @@ void MixingSampler::restore(const SamplerState& state) {
 }
 
 std::vector<size_t> MixingSampler::shard(size_t source, int64_t epoch) const {
+  const std::vector<int64_t>& shards = sources_[source].shard_sizes;
+  if (!shards.empty()) {  // Note [Shards over ranks]
+    std::vector<size_t> first(shards.size() + 1, 0), order(shards.size());
+    for (size_t k = 0; k < shards.size(); ++k) first[k + 1] = first[k] + static_cast<size_t>(shards[k]);
+    std::iota(order.begin(), order.end(), 0);
+    shuffle(order, mix_hash(seed_, kShardOrder, source, static_cast<uint64_t>(epoch)));
+    const size_t n = first.back(), begin = n * static_cast<size_t>(rank_) / static_cast<size_t>(world_),
+                 end = n * static_cast<size_t>(rank_ + 1) / static_cast<size_t>(world_);
+    std::vector<size_t> mine;
+    mine.reserve(end - begin);
+    size_t at = 0;  // position in the concatenation
+    for (size_t k : order) {
+      const size_t from = std::max(begin, at), to = std::min(end, at + static_cast<size_t>(shards[k]));
+      for (size_t p = from; p < to; ++p) mine.push_back(first[k] + (p - at));
+      at += static_cast<size_t>(shards[k]);
+    }
+    return mine;
+  }
   std::vector<size_t> all(sources_[source].costs.size());
   std::iota(all.begin(), all.end(), 0);
   shuffle(all, mix_hash(seed_, kPermute, source, static_cast<uint64_t>(epoch)));

@@ -5,12 +5,27 @@
 // yields exactly the batches that would have come next.
 //  - Each epoch of a source is a seeded permutation of its examples; rank r of R takes positions
 //    r, r+R, r+2R, ...: shards are disjoint and together cover the source once per epoch.
+//  - Sharded sources (tar shards, sharded_source.h) are dealt differently; see Note [Shards over ranks].
 //  - A rank's shard is cut into chunks of `bucket_window` examples; within a chunk examples are sorted by
 //    length and cut into batches bounded by audio seconds, tokens and examples (length buckets keep
 //    padding low); the chunk's batches then come in a seeded random order.
 //  - per_batch mode (the paper's): each step draws one source by weight (the same on every rank, since
 //    the draw depends on the step only) and takes that source's next batch. per_sample mode: each
 //    example of a batch draws its source.
+//
+// Note [Shards over ranks]: a source kept as tar shards is read shard by shard (a parallel file system serves
+// large sequential reads), so an epoch cannot be a permutation of single examples. Instead:
+//  1. the shard list is shuffled by (seed, source, epoch), the same on every rank;
+//  2. the shuffled shards' examples, each shard in its tar order, are concatenated, and rank r of R takes the
+//     contiguous range [r·N/R, (r+1)·N/R) of that sequence: every example once per epoch, by one rank, and
+//     ranks' counts differ by at most one — uneven shards and fewer shards than ranks included (a shard cut
+//     between two ranks is read by both, each skipping the other's members by their headers). No rank starves,
+//     none waits for another: steps are global, and each rank's epoch is only its own range.
+//  3. the length-bucketing chunk (bucket_window consecutive examples of that range) is the shuffle buffer:
+//     sorted by length, cut into batches, batches in a seeded order. It bounds what a rank holds: the audio of
+//     at most one chunk (plus the batches in flight) is in memory.
+// So the sequence is a pure function of (seed, source, epoch, R) and the cursor (epoch, chunk, batch) is a
+// stream position: a resume opens the chunk's shard and skips to its first member by headers.
 #pragma once
 
 #include <array>
@@ -31,6 +46,8 @@ struct SamplerSource {
   std::string name;
   double weight = 1;
   std::vector<ExampleCost> costs;  // one per example
+  // Sharded sources: examples per shard (examples numbered shard by shard). Empty: examples are independent.
+  std::vector<int64_t> shard_sizes;
 };
 
 struct BatchLimits {

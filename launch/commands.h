@@ -26,5 +26,7 @@ int data_features_command(int argc, char** argv);     // vtb data features
 int data_synth_command(int argc, char** argv);        // vtb data synth
 int data_mixgen_command(int argc, char** argv);       // vtb data mixgen
 int data_tokenizer_command(int argc, char** argv);    // vtb data tokenizer
+int data_shard_command(int argc, char** argv);        // vtb data shard
+int data_epoch_command(int argc, char** argv);        // vtb data epoch
 
 }  // namespace vtb

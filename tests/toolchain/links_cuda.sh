@@ -13,7 +13,9 @@ for lib in libtorch_cuda.so libc10_cuda.so libnccl.so.2 libcudart.so; do
   echo "$line"
 done
 grep -F libnccl.so.2 <<<"$libs" | grep -q "/nvidia/nccl/" || fail "libnccl.so.2 does not come from the torch wheel's nvidia-nccl"
+# nm's output is read whole first: `nm | grep -q` under pipefail fails when grep stops early and nm gets SIGPIPE.
+undefined=$(nm -D --undefined-only "$vtb") || fail "nm -D $vtb"
 for sym in ncclAllReduce ncclCommInitRank ncclCommAbort ncclCommGetAsyncError; do
-  nm -D --undefined-only "$vtb" | grep -qw "$sym" || fail "$vtb does not call $sym"
+  grep -qw "$sym" <<<"$undefined" || fail "$vtb does not call $sym"
 done
 echo "OK: CUDA LibTorch and NCCL linked"
