@@ -8,10 +8,10 @@
 namespace vtb::data {
 
 struct AudioRef {
-  std::string path;    // absolute, or resolved against the manifest's folder at parse time; a shard's tar
-  std::string member;  // the member of the tar `path` that holds the audio; empty for a loose file
+  std::string path;  // absolute, or resolved against the manifest's folder at parse time; a shard's tar
   double offset = 0;
   double duration = 0;  // seconds
+  std::string member;   // the member of the tar `path` that holds the audio; empty for a loose file
 };
 
 struct Segment {
