@@ -74,9 +74,8 @@ void BatchLoader::restore(const SamplerState& state) {
     }
 }
 
-SamplerState BatchLoader::state_after(int64_t steps) const {
-  MixingSampler planner = *sampler_;  // a copy: the caches are rebuilt from the state on demand
-  planner.restore(SamplerState{0, std::vector<SourceCursor>(sources_.size())});
+SamplerState BatchLoader::state_after(int64_t steps, int rank, int world) const {
+  MixingSampler planner = sampler_->rebased(rank, world);
   for (int64_t i = 0; i < steps; ++i) planner.next();
   return planner.state();
 }

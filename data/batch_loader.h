@@ -82,9 +82,9 @@ class BatchLoader {
   Batch next();
   SamplerState state() const;               // after the last batch next() returned
   void restore(const SamplerState& state);  // before the first next()
-  // The sampler state after `steps` batches from the start, drawn without reading any data (a position to
-  // restore() to: vtb data epoch --start-batch, the resume benchmark).
-  SamplerState state_after(int64_t steps) const;
+  // The sampler state of rank `rank` of `world` after `steps` batches from the start, drawn without reading
+  // any data (a position to restore() to: vtb data epoch --start-batch and --resume-from, the benchmark).
+  SamplerState state_after(int64_t steps, int rank, int world) const;
 
   // Sequence cost the sampler uses: text tokens + the audio frames the encoder makes of the example's audio.
   ExampleCost cost(const Conversation& c, size_t text_tokens) const;

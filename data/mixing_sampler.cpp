@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -31,11 +32,20 @@ uint64_t mix_hash(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
   return splitmix(splitmix(splitmix(splitmix(a) ^ b) ^ c) ^ d);
 }
 
+// v1: step, then per source epoch chunk batch position consumed. v2 (written only while some source is
+// finishing an epoch on another number of ranks): each source's five are followed by the count of old
+// cursors and their epoch chunk batch position.
 std::string SamplerState::serialize() const {
+  bool finishing = false;
+  for (const auto& s : sources) finishing |= !s.finishing.empty();
   std::ostringstream out;
-  out << "v1 " << step << ' ' << sources.size();
-  for (const auto& s : sources)
+  out << (finishing ? "v2 " : "v1 ") << step << ' ' << sources.size();
+  for (const auto& s : sources) {
     out << ' ' << s.epoch << ' ' << s.chunk << ' ' << s.batch << ' ' << s.position << ' ' << s.consumed;
+    if (!finishing) continue;
+    out << ' ' << s.finishing.size();
+    for (const auto& o : s.finishing) out << ' ' << o.epoch << ' ' << o.chunk << ' ' << o.batch << ' ' << o.position;
+  }
   return out.str();
 }
 
@@ -44,12 +54,43 @@ SamplerState SamplerState::deserialize(const std::string& text) {
   std::string version;
   size_t n = 0;
   SamplerState s;
-  if (!(in >> version >> s.step >> n) || version != "v1")
+  if (!(in >> version >> s.step >> n) || (version != "v1" && version != "v2"))
     throw std::invalid_argument("sampler state: bad header in '" + text + "'");
   s.sources.resize(n);
-  for (auto& c : s.sources)
+  for (auto& c : s.sources) {
     if (!(in >> c.epoch >> c.chunk >> c.batch >> c.position >> c.consumed))
       throw std::invalid_argument("sampler state: truncated '" + text + "'");
+    size_t old = 0;
+    if (version == "v2" && !(in >> old)) throw std::invalid_argument("sampler state: truncated '" + text + "'");
+    c.finishing.resize(old);
+    for (auto& o : c.finishing)
+      if (!(in >> o.epoch >> o.chunk >> o.batch >> o.position))
+        throw std::invalid_argument("sampler state: truncated '" + text + "'");
+  }
+  return s;
+}
+
+SamplerState rescale_sampler_state(const std::vector<SamplerState>& old, bool& traced) {
+  traced = true;
+  SamplerState s;
+  s.step = old.at(0).step;
+  s.sources.resize(old.front().sources.size());
+  for (size_t src = 0; src < s.sources.size(); ++src) {
+    SourceCursor& c = s.sources[src];
+    bool untraceable = false;
+    for (const auto& o : old) {
+      const SourceCursor& oc = o.sources.at(src);
+      c.epoch = std::max(c.epoch, oc.epoch);
+      c.consumed += oc.consumed;
+      untraceable |= !oc.finishing.empty();
+      c.finishing.push_back(SourceCursor{oc.epoch, oc.chunk, oc.batch, oc.position, 0, {}});
+    }
+    if (untraceable) {  // a second change of world before the first one's unread part was done
+      c.finishing.clear();
+      ++c.epoch;
+      traced = false;
+    }
+  }
   return s;
 }
 
@@ -85,17 +126,68 @@ void MixingSampler::restore(const SamplerState& state) {
     throw std::invalid_argument("sampler state has " + std::to_string(state.sources.size()) +
                                 " sources, the data has " + std::to_string(sources_.size()));
   state_ = state;
+  cache_.assign(sources_.size(), Cache{});
+}
+
+MixingSampler MixingSampler::rebased(int rank, int world) const {
+  MixingSampler m = *this;
+  m.rank_ = rank;
+  m.world_ = world;
+  m.restore(SamplerState{0, std::vector<SourceCursor>(sources_.size())});
+  return m;
 }
 
 std::vector<size_t> MixingSampler::shard(size_t source, int64_t epoch) const {
+  const SourceCursor& cur = state_.sources[source];
+  if (cur.finishing.empty() || epoch != cur.epoch) return plan(source, epoch, rank_, world_);
+  // Note [Finishing an epoch on another number of ranks]
+  const int old_world = static_cast<int>(cur.finishing.size());
+  std::vector<size_t> left;
+  for (int r = 0; r < old_world; ++r) {
+    const SourceCursor& o = cur.finishing[static_cast<size_t>(r)];
+    const std::vector<size_t> rest = unread(source, o, r, old_world);
+    left.insert(left.end(), rest.begin(), rest.end());
+    for (int64_t e = o.epoch + 1; e <= cur.epoch; ++e) {
+      const std::vector<size_t> whole = plan(source, e, r, old_world);
+      left.insert(left.end(), whole.begin(), whole.end());
+    }
+  }
+  const size_t n = left.size(), begin = n * static_cast<size_t>(rank_) / static_cast<size_t>(world_),
+               end = n * static_cast<size_t>(rank_ + 1) / static_cast<size_t>(world_);
+  return std::vector<size_t>(left.begin() + static_cast<std::ptrdiff_t>(begin),
+                             left.begin() + static_cast<std::ptrdiff_t>(end));
+}
+
+// What old rank `old_rank` of `old_world`, at cursor `o`, had not read of its epoch o.epoch, in its order.
+std::vector<size_t> MixingSampler::unread(size_t source, const SourceCursor& o, int old_rank, int old_world) const {
+  const std::vector<size_t> seq = plan(source, o.epoch, old_rank, old_world);
+  if (mode_ == MixMode::PerSample)
+    return std::vector<size_t>(
+        seq.begin() + std::min<std::ptrdiff_t>(o.position, static_cast<std::ptrdiff_t>(seq.size())), seq.end());
+  const size_t window = limits_.bucket_window > 0 ? static_cast<size_t>(limits_.bucket_window) : seq.size();
+  const size_t begin = std::min(seq.size(), static_cast<size_t>(o.chunk) * window),
+               end = std::min(seq.size(), begin + window);
+  std::set<size_t> taken;
+  if (begin < end) {
+    const auto batches = make_chunk_batches(source, seq, o.epoch, o.chunk);
+    for (size_t b = 0; b < static_cast<size_t>(o.batch) && b < batches.size(); ++b)
+      taken.insert(batches[b].begin(), batches[b].end());
+  }
+  std::vector<size_t> rest;
+  for (size_t p = begin; p < seq.size(); ++p)
+    if (!taken.count(seq[p])) rest.push_back(seq[p]);
+  return rest;
+}
+
+std::vector<size_t> MixingSampler::plan(size_t source, int64_t epoch, int rank, int world) const {
   const std::vector<int64_t>& shards = sources_[source].shard_sizes;
   if (!shards.empty()) {  // Note [Shards over ranks]
     std::vector<size_t> first(shards.size() + 1, 0), order(shards.size());
     for (size_t k = 0; k < shards.size(); ++k) first[k + 1] = first[k] + static_cast<size_t>(shards[k]);
     std::iota(order.begin(), order.end(), 0);
     shuffle(order, mix_hash(seed_, kShardOrder, source, static_cast<uint64_t>(epoch)));
-    const size_t n = first.back(), begin = n * static_cast<size_t>(rank_) / static_cast<size_t>(world_),
-                 end = n * static_cast<size_t>(rank_ + 1) / static_cast<size_t>(world_);
+    const size_t n = first.back(), begin = n * static_cast<size_t>(rank) / static_cast<size_t>(world),
+                 end = n * static_cast<size_t>(rank + 1) / static_cast<size_t>(world);
     std::vector<size_t> mine;
     mine.reserve(end - begin);
     size_t at = 0;  // position in the concatenation
@@ -110,7 +202,7 @@ std::vector<size_t> MixingSampler::shard(size_t source, int64_t epoch) const {
   std::iota(all.begin(), all.end(), 0);
   shuffle(all, mix_hash(seed_, kPermute, source, static_cast<uint64_t>(epoch)));
   std::vector<size_t> mine;
-  for (size_t p = static_cast<size_t>(rank_); p < all.size(); p += static_cast<size_t>(world_)) mine.push_back(all[p]);
+  for (size_t p = static_cast<size_t>(rank); p < all.size(); p += static_cast<size_t>(world)) mine.push_back(all[p]);
   return mine;
 }
 
@@ -130,10 +222,20 @@ const std::vector<std::vector<size_t>>& MixingSampler::chunk_batches(size_t sour
   Cache& c = cache_[source];
   const SourceCursor& cur = state_.sources[source];
   if (c.chunk == cur.chunk) return c.batches;
+  c.batches = make_chunk_batches(source, sh, cur.epoch, cur.chunk);
+  c.chunk = cur.chunk;
+  return c.batches;
+}
+
+std::vector<std::vector<size_t>> MixingSampler::make_chunk_batches(size_t source, const std::vector<size_t>& sh,
+                                                                   int64_t epoch, int64_t chunk_index) const {
   const int64_t window = limits_.bucket_window > 0 ? limits_.bucket_window : static_cast<int64_t>(sh.size());
-  const size_t begin = static_cast<size_t>(cur.chunk * window);
+  const size_t begin = static_cast<size_t>(chunk_index * window);
   std::vector<size_t> chunk(sh.begin() + begin, sh.begin() + std::min(sh.size(), begin + static_cast<size_t>(window)));
   const auto& costs = sources_[source].costs;
+  struct {
+    std::vector<std::vector<size_t>> batches;
+  } c;
   if (limits_.bucket_window > 0)
     std::stable_sort(chunk.begin(), chunk.end(), [&](size_t a, size_t b) {
       return costs[a].seconds != costs[b].seconds ? costs[a].seconds < costs[b].seconds
@@ -160,28 +262,30 @@ const std::vector<std::vector<size_t>>& MixingSampler::chunk_batches(size_t sour
   // Batches of one chunk come in a seeded random order, so long and short batches interleave.
   std::vector<size_t> order(c.batches.size());
   std::iota(order.begin(), order.end(), 0);
-  shuffle(order, mix_hash(seed_, kOrder, source,
-                          mix_hash(static_cast<uint64_t>(cur.epoch), static_cast<uint64_t>(cur.chunk))));
+  shuffle(order,
+          mix_hash(seed_, kOrder, source, mix_hash(static_cast<uint64_t>(epoch), static_cast<uint64_t>(chunk_index))));
   std::vector<std::vector<size_t>> shuffled;
   for (size_t o : order) shuffled.push_back(std::move(c.batches[o]));
-  c.batches = std::move(shuffled);
-  c.chunk = cur.chunk;
-  return c.batches;
+  return shuffled;
+}
+
+void MixingSampler::next_epoch(SourceCursor& cur) {
+  cur.finishing.clear();  // the unread part of an old world's epoch is done: the new world's plan from here
+  ++cur.epoch;
+  cur.chunk = cur.batch = cur.position = 0;
 }
 
 std::vector<size_t> MixingSampler::batch_of(size_t source) {
-  const auto& batches = chunk_batches(source);
   SourceCursor& cur = state_.sources[source];
+  while (current_shard(source).empty()) next_epoch(cur);  // this rank's part of an unread remainder was empty
+  const auto& batches = chunk_batches(source);
   std::vector<size_t> batch = batches.at(static_cast<size_t>(cur.batch));
   // Advance: next batch, next chunk, next epoch.
   const size_t shard_size = current_shard(source).size();
   const int64_t window = limits_.bucket_window > 0 ? limits_.bucket_window : static_cast<int64_t>(shard_size);
   if (++cur.batch >= static_cast<int64_t>(batches.size())) {
     cur.batch = 0;
-    if (++cur.chunk * window >= static_cast<int64_t>(shard_size)) {
-      cur.chunk = 0;
-      ++cur.epoch;
-    }
+    if (++cur.chunk * window >= static_cast<int64_t>(shard_size)) next_epoch(cur);
   }
   cur.consumed += static_cast<int64_t>(batch.size());
   return batch;
@@ -210,6 +314,7 @@ SampledBatch MixingSampler::next() {
     for (uint64_t k = 0;; ++k) {
       const size_t source = draw_source(mix_hash(seed_, kSource, static_cast<uint64_t>(state_.step), k + 1));
       SourceCursor& cur = state_.sources[source];
+      while (current_shard(source).empty()) next_epoch(cur);
       const std::vector<size_t>& sh = current_shard(source);
       const size_t i = sh[static_cast<size_t>(cur.position)];
       const ExampleCost& cost = sources_[source].costs[i];
@@ -222,10 +327,7 @@ SampledBatch MixingSampler::next() {
       seconds += cost.seconds;
       tokens += cost.tokens;
       ++cur.consumed;
-      if (++cur.position >= static_cast<int64_t>(sh.size())) {
-        cur.position = 0;
-        ++cur.epoch;
-      }
+      if (++cur.position >= static_cast<int64_t>(sh.size())) next_epoch(cur);
       if (limits_.max_seconds <= 0 && limits_.max_tokens <= 0 && limits_.max_examples <= 0) break;
     }
   }

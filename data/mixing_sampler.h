@@ -68,6 +68,9 @@ struct SourceCursor {
   int64_t batch = 0;     // per_batch: batch within the chunk
   int64_t position = 0;  // per_sample: position in the shard
   int64_t consumed = 0;  // examples taken so far (all epochs)
+  // Note [Finishing an epoch on another number of ranks]: while `finishing` holds the cursors of the ranks
+  // that wrote the checkpoint (one each), epoch `epoch` is what they left unread, dealt over this world.
+  std::vector<SourceCursor> finishing;
 };
 
 struct SamplerState {
@@ -77,6 +80,18 @@ struct SamplerState {
   std::string serialize() const;                          // a short text, stored in checkpoints
   static SamplerState deserialize(const std::string& s);  // throws std::invalid_argument
 };
+
+// Note [Finishing an epoch on another number of ranks]: a run resumed on R' ranks from a checkpoint of R
+// (R' ≠ R) first reads, per source, what the R old ranks had not: for old rank r at (epoch e_r, chunk, batch)
+// the rest of its epoch-e_r range (the unread batches of its current chunk and the chunks after it), then its
+// whole ranges of epochs e_r+1 .. E (E = the furthest old rank's epoch). That list, old rank by old rank, is
+// cut into R' contiguous parts, one per new rank, batched as usual; then epoch E+1 starts on the new world.
+// So every epoch up to E reads each example exactly once over the old and the new ranks together. Not exact:
+// the batches (another world cuts other chunks). A second change of world before the unread part is done
+// cannot be traced this way: that source starts epoch E+1 (said in the log).
+// The old ranks' states → the state every new rank restores (the same on all); `traced` false where a source
+// had to start its next epoch instead.
+SamplerState rescale_sampler_state(const std::vector<SamplerState>& old, bool& traced);
 
 struct SampledBatch {
   int64_t step = 0;
@@ -92,10 +107,18 @@ class MixingSampler {
   const SamplerState& state() const { return state_; }
   void restore(const SamplerState& state);  // throws std::invalid_argument if it does not fit the sources
 
-  // The examples rank `rank` of `world` owns in `epoch` of `source`, in order.
+  // The examples this rank reads in `epoch` of `source`, in order (while finishing an epoch on another
+  // number of ranks, its part of what the old ranks left).
   std::vector<size_t> shard(size_t source, int64_t epoch) const;
+  // The same sampler for rank `rank` of `world`, at the start.
+  MixingSampler rebased(int rank, int world) const;
 
  private:
+  std::vector<size_t> plan(size_t source, int64_t epoch, int rank, int world) const;
+  std::vector<std::vector<size_t>> make_chunk_batches(size_t source, const std::vector<size_t>& sequence, int64_t epoch,
+                                                      int64_t chunk) const;
+  std::vector<size_t> unread(size_t source, const SourceCursor& old, int old_rank, int old_world) const;
+  void next_epoch(SourceCursor& cursor);
   size_t draw_source(uint64_t salt) const;
   std::vector<size_t> batch_of(size_t source);  // per_batch: the source's next batch, advancing its cursor
   const std::vector<std::vector<size_t>>& chunk_batches(size_t source);

@@ -55,7 +55,10 @@ int data_epoch_command(int argc, char** argv) {
       "out", po::value<std::string>(), "folder for rank_<r>.txt: each example read, in order (origin per line)")(
       "start-batch", po::value<int64_t>()->default_value(0),
       "begin as a run resumed after this many batches would (the data before it is not read)")(
-      "max-batches", po::value<int64_t>()->default_value(0), "stop after this many batches (0 = the whole epoch)");
+      "max-batches", po::value<int64_t>()->default_value(0), "stop after this many batches (0 = the whole epoch)")(
+      "resume-from", po::value<std::string>(),
+      "R:K — begin as a run resumed on this job's ranks from a checkpoint that R ranks wrote after K batches "
+      "would: read what those ranks left of the epoch (Note [Finishing an epoch on another number of ranks])");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help(
@@ -81,7 +84,23 @@ int data_epoch_command(int argc, char** argv) {
   data::BatchLoader loader(std::move(sources), tok, d.limits, d.mix, d.loader, rank, world);
   const int64_t start_batch = cmd.options["start-batch"].as<int64_t>();
   const int64_t max_batches = cmd.options["max-batches"].as<int64_t>();
-  if (start_batch > 0) loader.restore(loader.state_after(start_batch));
+  if (start_batch > 0) loader.restore(loader.state_after(start_batch, rank, world));
+  if (cmd.options.count("resume-from")) {
+    const std::string spec = cmd.options["resume-from"].as<std::string>();
+    const size_t colon = spec.find(':');
+    int old_world = 0;
+    int64_t steps = -1;
+    try {
+      old_world = std::stoi(spec.substr(0, colon));
+      steps = colon == std::string::npos ? -1 : std::stoll(spec.substr(colon + 1));
+    } catch (const std::exception&) {
+    }
+    if (old_world < 1 || steps < 0) throw ConfigError("--resume-from '" + spec + "': expected R:K, e.g. 2:10");
+    std::vector<data::SamplerState> old;
+    for (int r = 0; r < old_world; ++r) old.push_back(loader.state_after(steps, r, old_world));
+    bool traced = true;
+    loader.restore(old_world == world ? old.at(static_cast<size_t>(rank)) : data::rescale_sampler_state(old, traced));
+  }
   std::ofstream out;
   if (cmd.options.count("out")) {
     std::filesystem::create_directories(cmd.options["out"].as<std::string>());

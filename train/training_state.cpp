@@ -282,21 +282,20 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
     }
     return run;
   }
-  // Another world size: weights and optimizer are exact; rank shards of the old data order do not map onto
-  // the new ranks, so every source starts its next epoch (nothing of the old epochs is repeated twice in a
-  // row); dropout draws a new stream.
+  // Another world size: weights and optimizer are exact; the new ranks first read what the old ones left
+  // of their epochs (Note [Finishing an epoch on another number of ranks]); dropout draws a new stream.
   std::vector<data::SamplerState> old;
   for (int64_t r = 0; r < saved_world; ++r)
     old.push_back(data::SamplerState::deserialize(ckpt::Hdf5Reader(ckpt::rank_file(folder, static_cast<int>(r)))
                                                       .string_attribute(schema::kTrain, schema::kSamplerState)));
+  bool traced = true;
+  run.sampler = data::rescale_sampler_state(old, traced);
   run.sampler.step = run.step;
-  run.sampler.sources.resize(old.front().sources.size());
-  for (size_t src = 0; src < run.sampler.sources.size(); ++src) {
-    for (const auto& o : old) {
-      run.sampler.sources[src].epoch = std::max(run.sampler.sources[src].epoch, o.sources.at(src).epoch + 1);
-      run.sampler.sources[src].consumed += o.sources.at(src).consumed;
-    }
-  }
+  if (!traced && rank == 0)
+    spdlog::warn(
+        "{}: a source was still finishing an epoch begun on yet another number of ranks; it starts its next "
+        "epoch instead (the examples its old ranks had not read in that epoch are not read in it)",
+        folder);
   const uint64_t seed = static_cast<uint64_t>(run.step) * 1000003ULL + static_cast<uint64_t>(rank);
   generator.set_current_seed(seed);
   if (model_device(lm).is_cuda()) {
@@ -306,8 +305,9 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
   if (rank == 0)
     spdlog::warn(
         "{} was written by {} ranks, this job has {}: model and optimizer state are restored exactly; "
-        "the data order is not (every source starts its next epoch with the new shards), and dropout "
-        "draws a new random stream. The run is a valid continuation, not a bit-exact one.",
+        "the data order is not: each source first reads, over the new ranks, what the old ranks had not "
+        "read of their epochs (nothing lost or repeated), in other batches; dropout draws a new random "
+        "stream. The run is a valid continuation, not a bit-exact one.",
         folder, saved_world, world);
   return run;
 }

@@ -4,6 +4,7 @@
 #      compared with the manifest), for each layout, and for 5 shards of uneven size (1 to 24 examples) on 3 ranks;
 #  (b) training from shards (asr from Lhotse Shar, ast from NeMo tarred, sqa from WebDataset, text JSONL),
 #      killed mid-epoch and resumed, gives bit for bit the straight run's losses;
+#  (d) a 2 → 3 rank resume mid-epoch finishes the epoch with no example lost or repeated;
 #  (c) bad shards: a truncated tar and a shard listed but absent fail naming the shard (and member); with
 #      data.on_error = skip the epoch finishes and counts them; a Shar cuts file out of step with its tar fails
 #      naming the cut.
@@ -36,34 +37,52 @@ config() {  # NAME SOURCE...
 expected=$(/usr/bin/python3 -c "
 import json, os
 print(' '.join(sorted(os.path.splitext(os.path.basename(json.loads(l)['audio_filepath']))[0] for l in open('data/synth/asr_train.jsonl'))))")
-epoch() {  # LOCATION NP WORKERS: every example once?
-  config epoch "x asr 1 $1"
-  rm -rf ep
-  mpirun -np "$2" --oversubscribe --bind-to none "$vtb" data epoch --config epoch.ini --out ep --data.workers="$3" \
-    --log.level=warn >ep.log 2>&1 || fail "data epoch $1 on $2 ranks: $(tail -3 ep.log)"
-  # origins: "shard.tar: key 'K'", "manifest_3.json:4", "cuts.000000.jsonl.gz:2 cut K"
-  got=$(/usr/bin/python3 - "$1" <<'PY'
+keys() {  # FOLDER...: the sorted example keys `vtb data epoch --out` wrote there
+  /usr/bin/python3 - "$@" <<'PY'
 import glob, json, os, re, sys
 keys = []
-for f in sorted(glob.glob("ep/rank_*.txt")):
-    for line in open(f):
-        line = line.strip()
-        if m := re.search(r"key '([^']+)'|cut (\S+)$", line):
-            keys.append(m.group(1) or m.group(2))
-        else:  # NeMo: manifest_<k>.json:<line> → its audio_filepath's stem
-            path, number = line.rsplit(":", 1)
-            entry = json.loads(open(path).read().splitlines()[int(number) - 1])
-            keys.append(os.path.splitext(entry["audio_filepath"])[0])
+for folder in sys.argv[1:]:
+    for f in sorted(glob.glob(f"{folder}/rank_*.txt")):
+        for line in open(f):
+            line = line.strip()
+            if m := re.search(r"key '([^']+)'|cut (\S+)$", line):
+                keys.append(m.group(1) or m.group(2))
+            else:  # "manifest_<k>.json:<line>" (NeMo) or "asr_train.jsonl:<line>": its audio_filepath's stem
+                path, number = line.rsplit(":", 1)
+                entry = json.loads(open(path).read().splitlines()[int(number) - 1])
+                keys.append(os.path.splitext(os.path.basename(entry["audio_filepath"]))[0])
 print(" ".join(sorted(keys)))
 PY
-)
-  [[ "$got" == "$expected" ]] || fail "(a) $1 on $2 ranks × $3 workers: the epoch's examples differ from the manifest's: $(diff <(tr ' ' '\n' <<<"$got") <(tr ' ' '\n' <<<"$expected") | head -5 | tr '\n' ' ')"
+}
+read_epoch() {  # LOCATION NP OUT [ARGS]
+  config epoch "x asr 1 $1"
+  rm -rf "$3"
+  mpirun -np "$2" --oversubscribe --bind-to none "$vtb" data epoch --config epoch.ini --out "$3" --log.level=warn "${@:4}" \
+    >ep.log 2>&1 || fail "data epoch $1 on $2 ranks: $(tail -3 ep.log)"
+}
+same_keys() {  # WHAT FOLDER...
+  local got; got=$(keys "${@:2}")
+  [[ "$got" == "$expected" ]] || fail "$1: the examples read differ from the manifest's: $(diff <(tr ' ' '\n' <<<"$got") <(tr ' ' '\n' <<<"$expected") | head -5 | tr '\n' ' ')"
+}
+epoch() {  # LOCATION NP WORKERS: every example once?
+  read_epoch "$1" "$2" ep --data.workers="$3"
+  same_keys "(a) $1 on $2 ranks × $3 workers" ep
 }
 for layout in lhotse_shar nemo_tarred webdataset; do
   for np in 1 2 3; do for workers in 1 2; do epoch "$layout:asr/$layout" $np $workers; done; done
 done
 epoch "webdataset:uneven" 3 2
 echo "ok (a): every example once per epoch: 3 layouts × 1-3 ranks × 1-2 workers, and 5 uneven shards on 3 ranks"
+
+# (d) 2 ranks read 2 batches each, then 3 ranks resume from their states: the epoch is finished over the new
+# ranks with every example read exactly once in all (Note [Finishing an epoch on another number of ranks]).
+for data in lhotse_shar:asr/lhotse_shar webdataset:uneven data/synth/asr_train.jsonl; do
+  read_epoch "$data" 2 old --max-batches 2
+  read_epoch "$data" 3 new --resume-from 2:2
+  [[ $(cat old/*.txt | wc -l) -gt 0 && $(cat new/*.txt | wc -l) -gt 0 ]] || fail "(d) $data: nothing read before or after"
+  same_keys "(d) $data: 2 ranks × 2 batches, then 3 ranks" old new
+done
+echo "ok (d): a 2 → 3 rank resume finishes the epoch, nothing lost or repeated (Shar, uneven WebDataset, JSONL)"
 
 # (b) kill mid-epoch, resume: the same losses as straight through.
 "$vtb" data shard --format nemo_tarred --in data/synth/ast_train.jsonl --out ast --shard-size 6 >/dev/null || fail "shard ast"

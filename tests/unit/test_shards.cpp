@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -73,6 +74,66 @@ TEST(BraceRanges, AsShellsAndNemoWriteThem) {
   EXPECT_EQ(expand_braces("{0..1}/{0..1}").size(), 4U);
   EXPECT_EQ(expand_braces("plain.tar"), std::vector<std::string>{"plain.tar"});
   EXPECT_THROW(expand_braces("x{3..1}"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace vtb::data
+
+namespace vtb::data {
+namespace {
+
+// Note [Finishing an epoch on another number of ranks]: R ranks take K batches each, a job of R' ranks resumes
+// from their states; what the old ranks took plus what the new ones take until the epoch after the furthest old
+// rank's begins is every example of those epochs exactly as often as there are epochs — none lost, none twice.
+void check_finishing(const std::vector<int64_t>& shards, size_t examples, MixMode mode, int old_world, int new_world,
+                     int64_t steps) {
+  SamplerSource s{"s", 1, std::vector<ExampleCost>(examples), shards};
+  for (size_t i = 0; i < examples; ++i) s.costs[i] = ExampleCost{1.0 + static_cast<double>(i % 7), 10};
+  // per_sample: one example per batch, so that no batch spans the end of the epoch being counted.
+  const BatchLimits limits{0, 0, mode == MixMode::PerSample ? 1 : 3, 8};
+  std::map<size_t, int> seen;
+  std::vector<SamplerState> old;
+  int64_t last_epoch = 0;
+  for (int r = 0; r < old_world; ++r) {
+    MixingSampler m({s}, limits, mode, 11, r, old_world);
+    for (int64_t k = 0; k < steps; ++k)
+      for (const auto& item : m.next().items) ++seen[item.second];
+    old.push_back(m.state());
+    last_epoch = std::max(last_epoch, m.state().sources[0].epoch);
+  }
+  bool traced = false;
+  const SamplerState resumed = rescale_sampler_state(old, traced);
+  ASSERT_TRUE(traced);
+  for (int r = 0; r < new_world; ++r) {
+    MixingSampler m({s}, limits, mode, 11, r, new_world);
+    m.restore(resumed);
+    while (m.state().sources[0].epoch <= last_epoch)
+      for (const auto& item : m.next().items) ++seen[item.second];
+  }
+  ASSERT_EQ(seen.size(), examples) << "examples never read";
+  for (const auto& [example, times] : seen)
+    ASSERT_EQ(times, last_epoch + 1) << "example " << example << " over " << last_epoch + 1 << " epochs, " << old_world
+                                     << " → " << new_world << " ranks after " << steps << " steps";
+}
+
+TEST(ShardedEpoch, ResumeOnAnotherNumberOfRanksFinishesTheEpoch) {
+  for (MixMode mode : {MixMode::PerBatch, MixMode::PerSample})
+    for (const auto& [old_world, new_world] : std::vector<std::pair<int, int>>{{2, 3}, {3, 2}, {1, 4}, {4, 1}})
+      for (int64_t steps : {0, 1, 2, 5, 9, 23}) {
+        check_finishing({24, 1, 17, 3, 15}, 60, mode, old_world, new_world, steps);  // shards
+        check_finishing({}, 61, mode, old_world, new_world, steps);                  // a JSONL source
+      }
+}
+
+TEST(ShardedEpoch, StateWithOldCursorsRoundTrips) {
+  SamplerState s{7,
+                 {SourceCursor{3, 1, 2, 0, 40, {SourceCursor{2, 4, 1, 0, 0, {}}, SourceCursor{3, 0, 0, 5, 0, {}}}},
+                  SourceCursor{1, 0, 0, 0, 9, {}}}};
+  const SamplerState back = SamplerState::deserialize(s.serialize());
+  EXPECT_EQ(back.serialize(), s.serialize());
+  ASSERT_EQ(back.sources[0].finishing.size(), 2U);
+  EXPECT_EQ(back.sources[0].finishing[1].position, 5);
+  EXPECT_EQ(SamplerState{}.serialize().substr(0, 2), "v1");  // what checkpoints without old cursors still say
 }
 
 }  // namespace
