@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <regex>
 
 namespace vtb::data {
 namespace {
@@ -19,6 +20,22 @@ struct SndfileCloser {
   void operator()(SNDFILE* f) const { sf_close(f); }
 };
 using SndfilePtr = std::unique_ptr<SNDFILE, SndfileCloser>;
+
+// A file cut short keeps its header: libsndfile then reads the frames that are there and notes the mismatch
+// in its log ("data : 32000 (should be 15978)"). A slice that fits the surviving part would pass every other
+// check, so the header's word is taken: the file is truncated. (A header declaring less than the file holds,
+// or a streaming writer's placeholder size 0 / 0xFFFFFFFF, is not truncation.)
+void refuse_truncated(SNDFILE* f, const std::string& what) {
+  char log[4096] = {};
+  sf_command(f, SFC_GET_LOG_INFO, log, sizeof log);
+  static const std::regex data_line(R"((?:^|\n)data : (\d+) \(should be (\d+)\))");
+  std::cmatch m;
+  if (!std::regex_search(log, m, data_line)) return;
+  const unsigned long long declared = std::stoull(m[1]), present = std::stoull(m[2]);
+  if (declared > present && declared != 0 && declared != 0xFFFFFFFFULL)
+    throw AudioError("truncated", what + ": truncated: its header declares " + std::to_string(declared) +
+                                      " bytes of audio, the file holds " + std::to_string(present));
+}
 
 // Opens `path` without blocking and refuses anything but a regular file: reading a FIFO waits for a writer
 // forever, a device or socket never ends, and libsndfile would wait in open() for either.
@@ -45,6 +62,7 @@ SndfilePtr open_for_reading(const std::string& path, SF_INFO& info) {
   if (!f) throw AudioError("unreadable", path + ": cannot read audio: " + sf_strerror(nullptr));
   if (info.channels <= 0 || info.samplerate <= 0)
     throw AudioError("unreadable", path + ": invalid header (no channels or rate)");
+  refuse_truncated(f.get(), path);
   return f;
 }
 
@@ -99,6 +117,7 @@ SndfilePtr open_bytes(const std::string& bytes, const std::string& what, MemoryF
   if (!f) throw AudioError("unreadable", what + ": cannot read audio: " + sf_strerror(nullptr));
   if (info.channels <= 0 || info.samplerate <= 0)
     throw AudioError("unreadable", what + ": invalid header (no channels or rate)");
+  refuse_truncated(f.get(), what);
   return f;
 }
 

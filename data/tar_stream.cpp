@@ -58,6 +58,11 @@ std::string TarReader::read(int64_t limit) {
   if (size_ > limit)
     throw ShardError("member too large", what + " is " + std::to_string(size_) + " bytes, more than the " +
                                              std::to_string(limit) + " allowed for one example");
+  std::error_code error;
+  const auto file_bytes = std::filesystem::file_size(path_, error);
+  if (!error && size_ > static_cast<int64_t>(file_bytes))  // checked before the buffer is reserved
+    throw ShardError("truncated shard", what + " declares " + std::to_string(size_) + " bytes, more than the " +
+                                            std::to_string(file_bytes) + " of the whole shard file");
   std::string out;
   if (size_ > 0) out.reserve(static_cast<size_t>(size_));
   char chunk[1 << 16];

@@ -283,7 +283,13 @@ DecoderLM load_hf_decoder(const std::string& dir, const LoraConfig& lora, at::Sc
   SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open(dir);
   const std::string embed_name = "model.embed_tokens.weight";
   if (!ckpt.contains(embed_name)) throw std::runtime_error(dir + ": no tensor '" + embed_name + "'");
-  config.vocab = ckpt.entry(embed_name).shape.at(0);  // trust the tensor, not config.json
+  // transformers refuses this too ("size mismatch for model.embed_tokens.weight"): a config that does not
+  // describe its weights is a wrong folder or a half-edited one, never to be loaded silently.
+  const int64_t rows = ckpt.entry(embed_name).shape.at(0);
+  if (rows != config.vocab)
+    throw std::runtime_error(dir + ": config.json says vocab_size " + std::to_string(config.vocab) + ", but " +
+                             embed_name + " has " + std::to_string(rows) +
+                             " rows; the config does not describe these weights (transformers refuses them too)");
 
   DecoderLM lm(config, lora);
   lm->to(dtype);

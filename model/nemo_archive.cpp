@@ -4,6 +4,8 @@
 #include <archive_entry.h>
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -39,11 +41,46 @@ std::string member_name(const char* raw, const std::string& source) {
   return name;
 }
 
+// Memory the kernel could give this process now (MemAvailable), or -1 when it does not say.
+int64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return -1;
+}
+
+// Compressed archives may inflate this much and no more: model weights barely compress (≈1.1×), a config
+// ≈5×; 100× is a decompression bomb.
+constexpr int64_t kMaxInflation = 100;
+
+// The most a member may hold, and why: the caller's limit, the archive's own size (an uncompressed member
+// cannot be larger than its archive; a compressed one not 100× larger), and the memory available now —
+// all checked against the header's size before a byte is allocated.
+std::pair<int64_t, std::string> member_bound(archive* a, int64_t limit, int64_t archive_bytes) {
+  std::pair<int64_t, std::string> bound{limit, "allowed for it"};
+  const bool compressed = archive_filter_count(a) > 1;  // the "none" filter is always there
+  if (archive_bytes > 0) {
+    const int64_t by_archive = compressed ? kMaxInflation * archive_bytes : archive_bytes;
+    if (by_archive < bound.first)
+      bound = {by_archive, compressed ? "100× the compressed archive: a decompression bomb"
+                                      : "the size of the whole archive: the header is forged or corrupt"};
+  }
+  const int64_t memory = available_memory();
+  if (memory >= 0 && memory < bound.first) bound = {memory, "the memory available on this machine now"};
+  return bound;
+}
+
 template <typename Buffer>
-void read_member(archive* a, archive_entry* entry, const std::string& what, int64_t limit, Buffer& out) {
+void read_member(archive* a, archive_entry* entry, const std::string& what, int64_t limit, int64_t archive_bytes,
+                 Buffer& out) {
+  const auto [bound, why] = member_bound(a, limit, archive_bytes);
+  limit = bound;
   if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > limit)
-    throw NemoArchiveError(what + " is " + std::to_string(archive_entry_size(entry)) + " bytes, more than the " +
-                           std::to_string(limit) + " allowed");
+    throw NemoArchiveError(what + " declares " + std::to_string(archive_entry_size(entry)) + " bytes, more than " +
+                           std::to_string(limit) + " (" + why + ")");
   if (archive_entry_size_is_set(entry)) out.reserve(static_cast<size_t>(archive_entry_size(entry)));
   char chunk[1 << 16];
   for (;;) {
@@ -51,12 +88,13 @@ void read_member(archive* a, archive_entry* entry, const std::string& what, int6
     if (n < 0) throw NemoArchiveError(what + ": " + archive_message(a));
     if (n == 0) break;
     if (static_cast<int64_t>(out.size()) + n > limit)
-      throw NemoArchiveError(what + " is more than the " + std::to_string(limit) + " bytes allowed");
+      throw NemoArchiveError(what + " is more than " + std::to_string(limit) + " bytes (" + why + ")");
     out.insert(out.end(), chunk, chunk + n);
   }
 }
 
-NemoArchive read_entries(archive* a, const std::string& source, const NemoArchiveLimits& limits) {
+NemoArchive read_entries(archive* a, const std::string& source, const NemoArchiveLimits& limits,
+                         int64_t archive_bytes) {
   NemoArchive result;
   bool have_config = false, have_weights = false;
   archive_entry* entry = nullptr;
@@ -80,9 +118,9 @@ NemoArchive read_entries(archive* a, const std::string& source, const NemoArchiv
     }
     const std::string what = source + ": member " + name;
     if (is_config) {
-      read_member(a, entry, what, limits.config_bytes, result.config_yaml);
+      read_member(a, entry, what, limits.config_bytes, archive_bytes, result.config_yaml);
     } else if (is_weights) {
-      read_member(a, entry, what, limits.weights_bytes, result.weights);
+      read_member(a, entry, what, limits.weights_bytes, archive_bytes, result.weights);
     } else {
       if (regular) result.other_members.push_back(name);
       if (archive_read_data_skip(a) != ARCHIVE_OK) throw NemoArchiveError(what + ": " + archive_message(a));
@@ -95,13 +133,33 @@ NemoArchive read_entries(archive* a, const std::string& source, const NemoArchiv
   return result;
 }
 
-void flatten(const YAML::Node& node, const std::string& path, std::map<std::string, std::string>& out) {
+// YAML aliases share nodes: a 1.6 KB document of nested aliases is 10⁹ paths once flattened. Nothing NeMo
+// writes comes near these bounds.
+constexpr int64_t kMaxYamlVisits = 1'000'000;
+constexpr int kMaxYamlDepth = 64;
+
+struct FlattenBudget {
+  std::string source;
+  int64_t visits = 0;
+};
+
+void flatten(const YAML::Node& node, const std::string& path, std::map<std::string, std::string>& out,
+             FlattenBudget& budget, int depth) {
+  if (++budget.visits > kMaxYamlVisits || depth > kMaxYamlDepth)
+    throw NemoArchiveError(budget.source + ": more than " +
+                           (depth > kMaxYamlDepth ? std::to_string(kMaxYamlDepth) + " levels of nesting"
+                                                  : std::to_string(kMaxYamlVisits) + " values") +
+                           " once its aliases are expanded (at '" + path + "'); not a model config, refused");
   switch (node.Type()) {
     case YAML::NodeType::Map:
       for (const auto& kv : node)
-        flatten(kv.second, path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar(), out);
+        flatten(kv.second, path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar(), out, budget, depth + 1);
       break;
     case YAML::NodeType::Sequence: {
+      if ((budget.visits += static_cast<int64_t>(node.size())) > kMaxYamlVisits)
+        throw NemoArchiveError(budget.source + ": more than " + std::to_string(kMaxYamlVisits) +
+                               " values once its aliases are expanded (at '" + path +
+                               "'); not a model config, refused");
       std::string text = "[";
       for (size_t i = 0; i < node.size(); ++i) {
         if (!node[i].IsScalar()) return;  // e.g. a list of layer configs: not a setting vtb compares
@@ -124,7 +182,9 @@ NemoArchive read_nemo_archive(const std::string& path, const NemoArchiveLimits& 
   ArchivePtr a = new_reader();
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK)
     throw NemoArchiveError(path + ": cannot read it as a .nemo (tar) archive: " + archive_message(a.get()));
-  return read_entries(a.get(), path, limits);
+  std::error_code error;
+  const auto bytes = std::filesystem::file_size(path, error);
+  return read_entries(a.get(), path, limits, error ? -1 : static_cast<int64_t>(bytes));
 }
 
 NemoArchive parse_nemo_archive(const void* data, size_t size, const std::string& source,
@@ -132,7 +192,7 @@ NemoArchive parse_nemo_archive(const void* data, size_t size, const std::string&
   ArchivePtr a = new_reader();
   if (archive_read_open_memory(a.get(), data, size) != ARCHIVE_OK)
     throw NemoArchiveError(source + ": " + archive_message(a.get()));
-  return read_entries(a.get(), source, limits);
+  return read_entries(a.get(), source, limits, static_cast<int64_t>(size));
 }
 
 std::map<std::string, std::string> flatten_yaml(const std::string& text, const std::string& source) {
@@ -144,7 +204,8 @@ std::map<std::string, std::string> flatten_yaml(const std::string& text, const s
   }
   if (!root.IsMap()) throw NemoArchiveError(source + ": not a YAML mapping");
   std::map<std::string, std::string> out;
-  flatten(root, "", out);
+  FlattenBudget budget{source};
+  flatten(root, "", out, budget, 0);
   return out;
 }
 

@@ -6,7 +6,8 @@
 #   meta    a flipped byte in a checkpoint's metadata (attribute or its copy) verify fails
 #   number  numbers out of range, NaN, a weight of inf, a folder as --config exit 2
 #   audio   data.on_error=skip: bad audio counted once, dropped, reported     exit 0
-#   weights NaN in loaded weights; a config.json field of the wrong type      exit 1
+#   weights NaN in loaded weights; a config.json field of the wrong type; a vocab_size that is not the
+#           embedding's row count                                              exit 1
 #   prompts a prompt past --max-length; a stray <audio> and a long line in a chat exit 1 / 0
 #   files   export into a used folder; an unwritable run.dir; a full disk     exit 2 / 1 / 1
 # usage: bad_inputs.sh VTB_BINARY SOURCE_DIR WORK_DIR
@@ -149,11 +150,16 @@ c["hidden_size"] = str(c["hidden_size"])
 import os, shutil
 shutil.copytree("base", "typo_base")
 json.dump(c, open("typo_base/config.json", "w"))
+c = json.load(open("base/config.json"))
+c["vocab_size"] += 1  # the embedding keeps its rows
+shutil.copytree("base", "vocab_base")
+json.dump(c, open("vocab_base/config.json", "w"))
 PY
 expect 1 "NaN or infinite values (1):" weights -- "$vtb" train "${tiny[@]}" --run.dir nan --model.encoder=nan.safetensors --train.max_steps=1
 grep -qF "$(cat nan_name) (1 of" out.log || { echo "FAIL [weights] the NaN tensor is not named"; failures=$((failures + 1)); }
 expect 1 "encoder.ff_dim = 64 here, the file has 128" weights -- "$vtb" train "${tiny[@]}" --run.dir ff --model.encoder=enc.safetensors --encoder.ff_dim=64 --train.max_steps=1
 expect 1 "typo_base/config.json: \"hidden_size\" is \"" weights -- "$vtb" model summary "${tiny[@]}" --model.llm=typo_base
+expect 1 "config.json says vocab_size" weights -- "$vtb" lm logits --model vocab_base --ids 2,5,7 --out vocab.npy
 expect 2 "llm.layers is set, but model.llm = base has another value" weights -- "$vtb" model summary "${tiny[@]}" --model.llm=base --llm.layers=3
 
 # ---- prompts: bounded before the LLM runs; a chat survives what it cannot use ------------------------------

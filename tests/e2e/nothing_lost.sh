@@ -12,6 +12,9 @@
 #   audio    a FIFO is refused at once by eval and skipped by training; NaN, inf and ±1e30 samples in a float
 #            wav are refused by eval and `data features` and skipped and counted by training; an 18.6-hour
 #            sparse wav is refused by `data features` and generate from its header, before decoding
+#   bombs    `encoder import` refuses a .nemo whose YAML aliases expand to 10^9 values, a tar header declaring
+#            12 GiB that the file does not hold, and a gzip .nemo inflating 1000×, each before allocating;
+#            a wav cut in half is refused even for a slice that fits the surviving half
 #   writes   `vtb eval --out` and `lm logits --out` on a full disk fail naming the file, leaving no file
 #   safety   dist.timeout_s above a day is refused
 # usage: nothing_lost.sh VTB_BINARY SOURCE_DIR WORK_DIR
@@ -148,6 +151,41 @@ got=$?
 [[ $got -eq 0 ]] && for reason in "not a regular file" "non-finite samples" "samples out of range"; do grep -qF "skipped ($reason" skip.log || exit_reason=$reason; done
 [[ $got -eq 0 && -z ${exit_reason:-} ]]
 check audio "training with data.on_error=skip: exit $got, each bad file skipped and counted by reason (missing: ${exit_reason:-none})"
+
+# ---- bombs: every reader's bound is checked before it allocates ---------------------------------------------
+/usr/bin/python3 - <<'PY' || { echo "FAIL: could not make the bombs"; exit 1; }
+import gzip, io, tarfile
+def nemo(path, config, weights=b"PK", mode="w"):
+    with tarfile.open(path, mode) as t:
+        for name, data in [("model_config.yaml", config), ("model_weights.ckpt", weights)]:
+            info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+# 1.6 KB of YAML that is 10^9 values once its aliases are expanded.
+levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+for k in range(1, 9):
+    levels.append(f"a{k}: &a{k} {{" + ", ".join(f"k{i}: *a{k - 1}" for i in range(10)) + "}")
+nemo("yaml_bomb.nemo", ("\n".join(levels) + "\nencoder: *a8\n").encode())
+# A header declaring 12 GiB of weights, with none of them in the file.
+info = tarfile.TarInfo("model_weights.ckpt"); info.size = 12 << 30
+open("forged.nemo", "wb").write(info.tobuf(tarfile.GNU_FORMAT) + b"\0" * 1024)
+# 300 MB of zeros in a 0.3 MB gzip .nemo.
+with tarfile.open("inflating.nemo", "w:gz") as t:
+    info = tarfile.TarInfo("model_weights.ckpt"); info.size = 300 << 20
+    class Zeros(io.RawIOBase):
+        left = 300 << 20
+        def readable(self): return True
+        def readinto(self, b):
+            n = min(len(b), self.left); b[:n] = bytes(n); self.left -= n; return n
+    t.addfile(info, io.BufferedReader(Zeros()))
+# A wav cut in half: a slice that fits the surviving half must still be refused.
+import wave
+w = wave.open("whole.wav", "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000)
+w.writeframes(b"\x10\x00" * 16000); w.close()
+b = open("whole.wav", "rb").read(); open("data/synth/half.wav", "wb").write(b[:len(b) // 2])
+PY
+expect 1 "once its aliases are expanded" bombs -- "$vtb" encoder import --nemo yaml_bomb.nemo --out yb.safetensors
+expect 1 "declares 12884901888 bytes" bombs -- "$vtb" encoder import --nemo forged.nemo --out fo.safetensors
+expect 1 "a decompression bomb" bombs -- "$vtb" encoder import --nemo inflating.nemo --out in.safetensors
+expect 1 "half.wav: truncated: its header declares 32000 bytes of audio" bombs -- "$vtb" data features "${tiny[@]}" --audio data/synth/half.wav --duration 0.3 --out half.npy
 
 # ---- writes: a full disk is an error naming the file, never an empty file and exit 0 -----------------------
 if unshare -m true 2>/dev/null; then

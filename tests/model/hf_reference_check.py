@@ -76,8 +76,8 @@ def make_model(folder, family, dtype, sharded, seed):
               "num_hidden_layers": c["layers"], "num_attention_heads": c["heads"], "num_key_value_heads": c["kv"],
               "head_dim": c["head_dim"], "rms_norm_eps": c["eps"], "rope_theta": c["theta"],
               "tie_word_embeddings": c["tied"],
-              # config.json's vocab_size is deliberately wrong: the loader must trust the tensor.
-              "vocab_size": c["vocab"] - 5}
+              # A vocab_size other than the embedding's rows is refused (tests/e2e/bad_inputs.sh), as transformers does.
+              "vocab_size": c["vocab"]}
     if gemma:  # as some hub copies: transformers ignores hidden_act and uses tanh-GELU
         config.update(hidden_act="gelu", hidden_activation=None)
     else:

@@ -98,12 +98,14 @@ TEST(Audio, BadInputsGiveErrorsNamingTheFile) {
   write_raw(one, second, 1, 16000, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
   expect_audio_error([&] { load_audio(one, 2.0, 0.5); }, "outside the file");
   expect_audio_error([&] { load_audio(one, 0.0, 30.0); }, "the file has only 1");
-  // A truncated file: the header promises 1 s, the data holds half. The manifest's duration catches it.
+  // A truncated file: the header promises 1 s (16000 16-bit frames: 32000 bytes), the data holds half. Refused
+  // whatever slice is asked for, even one that fits the surviving half (issue 37).
   std::ifstream in(one, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string cut = temp("cut.wav");
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  expect_audio_error([&] { load_audio(cut, 0.0, 1.0); }, cut + ": manifest asks for 1.0");
+  expect_audio_error([&] { load_audio(cut, 0.0, 1.0); }, cut + ": truncated: its header declares 32000 bytes of audio");
+  expect_audio_error([&] { load_audio(cut, 0.0, 0.3); }, cut + ": truncated: its header declares 32000 bytes of audio");
 }
 
 // Issue 37: a FIFO blocked open() forever (eval, generate, chat hung; training waited for the watchdog), and
