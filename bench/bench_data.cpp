@@ -48,9 +48,9 @@ int main(int argc, char** argv) {
               seconds, elapsed, seconds / elapsed);
 
   const Tokenizer tok = Tokenizer::load(dir + "/tokenizer.model");
-  std::vector<LoaderSource> sources{{"asr", 0.5, asr.examples},
-                                    {"sqa", 0.35, read_manifest(dir + "/sqa_train.jsonl", speech).examples},
-                                    {"text", 0.15, read_manifest(dir + "/text_train.jsonl", text).examples}};
+  std::vector<LoaderSource> sources{{"asr", 0.5, asr.examples, nullptr},
+                                    {"sqa", 0.35, read_manifest(dir + "/sqa_train.jsonl", speech).examples, nullptr},
+                                    {"text", 0.15, read_manifest(dir + "/text_train.jsonl", text).examples, nullptr}};
   for (int workers : {1, 2, 4}) {
     LoaderOptions o;
     o.workers = workers;

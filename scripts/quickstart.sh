@@ -27,6 +27,7 @@ run=runs/quickstart
 config=configs/small.ini
 steps=${VTB_QUICKSTART_STEPS:-}  # empty: the config's train.max_steps
 run2() { build/launch/vtb-run -n 2 "$@"; }
+source scripts/stand_ins.sh
 elapsed() { echo "($(( $(date +%s) - start )) s since the build)"; }
 
 echo "== 1. the ranks: placement, every collective verified, bandwidth"
@@ -39,12 +40,12 @@ rm -rf "$run" && mkdir -p "$run"
 
 echo
 echo "== 3. the base LLM: $config's llm.* pretrained on data/synth/lm_train.jsonl, saved as a Hugging Face folder $(elapsed)"
-run2 lm pretrain --config "$config" --model.llm= --out "$run/base-llm" --steps 300 --log.level=info 2>&1 | grep -E "lm pretrain:"
+make_base_llm "$config" "$run/base-llm"
 build/launch/vtb model summary --config "$config" --model.llm="$run/base-llm"
 
 echo
 echo "== 4. the pretrained speech encoder: encoder.* trained with CTC on the asr sources $(elapsed)"
-run2 encoder pretrain --config "$config" --out "$run/encoder.safetensors" --steps 500 --log.level=info 2>&1 | grep -E "encoder pretrain:"
+make_encoder "$config" "$run/encoder.safetensors"
 
 sft() {  # run folder, then extra arguments
   local dir=$1; shift
@@ -56,19 +57,10 @@ echo "== 5. single-stage joint SFT on 2 MPI ranks: frozen base + LoRA, encoder a
 sft "$run/sft"
 build/launch/vtb ckpt verify "$run/sft"
 
-evaluate() {  # name, then --ckpt D or --config F; $tasks picks the test splits (asr_real: human speech, scored as
-  # asr; *_unseen_prompt: the asr and ast test splits asked with instructions training never used)
-  local name=$1; shift
-  for task in ${tasks:-asr asr_unseen_prompt asr_real ast ast_unseen_prompt sqa text}; do
-    [[ -f data/synth/${task}_test.jsonl ]] || continue
-    run2 eval "$@" --model.llm="$run/base-llm" --model.encoder="$run/encoder.safetensors" --manifest "data/synth/${task}_test.jsonl" --kind ${task%%_*} \
-      --out "$run/eval/$name/$task" --log.level=warn
-  done
-}
 echo
 echo "== 6. held-out evaluation (unseen sentences; half by a voice never trained on) $(elapsed)"
-evaluate base --config "$config"
-evaluate sft --ckpt "$run/sft"
+evaluate "$run/eval/base" "$run" --config "$config"
+evaluate "$run/eval/sft" "$run" --ckpt "$run/sft"
 
 if ((ablation)); then
   echo
@@ -78,7 +70,7 @@ if ((ablation)); then
   config_used=$config config=$run/speech-only.ini
   sft "$run/speech-only"
   config=$config_used
-  tasks="asr asr_unseen_prompt asr_real text" evaluate speech-only --ckpt "$run/speech-only"
+  tasks="asr asr_unseen_prompt asr_real text" evaluate "$run/eval/speech-only" "$run" --ckpt "$run/speech-only"
 fi
 
 echo
