@@ -72,8 +72,9 @@ int data_epoch_command(int argc, char** argv) {
   Session s = start_session(&argc, &argv, cmd.options["config"].as<std::string>(), cmd.overrides);
   train::TrainSettings settings = read_train_settings(s.config);
   data::DataSettings& d = settings.data;
+  if (d.sources.empty()) throw ConfigError("no data.source in the config: nothing to read");
   const std::string wanted =
-      cmd.options.count("source") ? cmd.options["source"].as<std::string>() : d.sources.at(0).name;
+      cmd.options.count("source") ? cmd.options["source"].as<std::string>() : d.sources.front().name;
   std::erase_if(d.sources, [&](const data::SourceSettings& src) { return src.name != wanted; });
   if (d.sources.empty()) throw ConfigError("--source: no data.source named '" + wanted + "'");
   const data::Tokenizer tok = data::Tokenizer::load(d.tokenizer, d.audio_piece);
@@ -96,6 +97,7 @@ int data_epoch_command(int argc, char** argv) {
     } catch (const std::exception&) {
     }
     if (old_world < 1 || steps < 0) throw ConfigError("--resume-from '" + spec + "': expected R:K, e.g. 2:10");
+    if (start_batch > 0) throw ConfigError("--resume-from and --start-batch: give one (both say where to begin)");
     std::vector<data::SamplerState> old;
     for (int r = 0; r < old_world; ++r) old.push_back(loader.state_after(steps, r, old_world));
     bool traced = true;
