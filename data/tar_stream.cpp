@@ -58,11 +58,15 @@ std::string TarReader::read(int64_t limit) {
   if (size_ > limit)
     throw ShardError("member too large", what + " is " + std::to_string(size_) + " bytes, more than the " +
                                              std::to_string(limit) + " allowed for one example");
-  std::error_code error;
-  const auto file_bytes = std::filesystem::file_size(path_, error);
-  if (!error && size_ > static_cast<int64_t>(file_bytes))  // checked before the buffer is reserved
-    throw ShardError("truncated shard", what + " declares " + std::to_string(size_) + " bytes, more than the " +
-                                            std::to_string(file_bytes) + " of the whole shard file");
+  // A large declared size is checked against the shard file before the buffer is reserved; an ordinary
+  // member is not, so that reading it costs no metadata lookup (what shards are for).
+  if (size_ > (int64_t{64} << 20)) {
+    std::error_code error;
+    const auto file_bytes = std::filesystem::file_size(path_, error);
+    if (!error && size_ > static_cast<int64_t>(file_bytes))
+      throw ShardError("truncated shard", what + " declares " + std::to_string(size_) + " bytes, more than the " +
+                                              std::to_string(file_bytes) + " of the whole shard file");
+  }
   std::string out;
   if (size_ > 0) out.reserve(static_cast<size_t>(size_));
   char chunk[1 << 16];
