@@ -127,6 +127,10 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("model.encoder", po::value<std::string>()->default_value(t.model.encoder_init),
        "safetensors of a pretrained speech encoder (encoder.* names, e.g. from vtb encoder pretrain) to start "
        "from; empty = random initialisation")
+      ("model.frozen_dtype", po::value<std::string>()->default_value(choice_name(t.model.frozen_dtype, model::kFrozenDtypes))->notifier(
+         [](const std::string& v) { parse_choice<model::FrozenDtype>("model.frozen_dtype", v, model::kFrozenDtypes); }),
+       "training: storage of the frozen LLM's projection weights. auto = bfloat16 when the step computes in bf16 "
+       "(the same bits under autocast, half the memory; Note [Frozen weights in bf16]), float32 otherwise")
       // [llm]: the stand-in LLM's shape (ignored when model.llm is set). Defaults: Gemma-1 2B.
       ("llm.family", po::value<std::string>()->default_value(m.llm.family), "gemma or llama")
       ("llm.vocab", po::value<int64_t>()->default_value(m.llm.vocab)->notifier(at_least<int64_t>(1)), "vocabulary size")

@@ -2,6 +2,8 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <iostream>
+#include <string>
+#include <utility>
 
 #include "dist/exit_codes.h"
 #include "launch/command_line.h"
@@ -20,26 +22,49 @@ std::string with_commas(int64_t n) {
   return out;
 }
 
+// The frozen LLM's bytes by how model.frozen_dtype stores it (Note [Frozen weights in bf16]).
+struct FrozenBytes {
+  double float32 = 0;           // everything float32
+  double bf16_projections = 0;  // projections bf16; embedding and norms float32 (a float32 checkpoint)
+  double bf16 = 0;              // projections and embedding bf16, norms float32 (a checkpoint published in bf16)
+};
+
+FrozenBytes frozen_bytes(const model::DecoderConfig& llm) {
+  const double all = static_cast<double>(llm.parameter_count());
+  const double embedding = static_cast<double>(llm.vocab * llm.hidden);
+  const double norms = static_cast<double>((2 * llm.layers + 1) * llm.hidden);
+  const double projections = all - embedding - norms;  // q k v o gate up down, and lm_head when untied
+  return {4 * all, 2 * projections + 4 * (embedding + norms), 2 * (projections + embedding) + 4 * norms};
+}
+
 // Model state per rank in GB (1e9 bytes), as vtb holds it: float32 trainable parameters (their own master
-// copy), float32 gradients, two float32 AdamW moments, the frozen LLM in float32 (bf16 is an autocast, not
-// a copy). dist.zero = 1 shards the moments, 2 the averaged gradients too (Note [Optimizer shards]: 1/N of
-// every bucket, so 1/N here; Note [Scattered buckets]: between steps — during backward the buckets in flight
-// are held whole). Activations, the data pipeline and allocator slack are not counted.
-void print_memory(int64_t trainable, int64_t frozen, int64_t ranks) {
+// copy), float32 gradients, two float32 AdamW moments, the frozen LLM in float32 or, with model.frozen_dtype =
+// bfloat16 (auto under bf16), its projections in bf16. dist.zero = 1 shards the moments, 2 the averaged
+// gradients too (Note [Optimizer shards]: 1/N of every bucket, so 1/N here; Note [Scattered buckets]: between
+// steps — during backward the buckets in flight are held whole). Activations, the data pipeline and
+// allocator slack are not counted.
+void print_memory(int64_t trainable, const FrozenBytes& frozen, int64_t ranks) {
   const double gb = 4 / 1e9, n = static_cast<double>(ranks);
-  const double params = trainable * gb, grads = trainable * gb, moments = 2 * trainable * gb, llm = frozen * gb;
-  std::cout << fmt::format("\nmodel state per rank, {} rank(s), GB {:>13} {:>13} {:>13}\n", ranks, "dist.zero 0",
+  const double params = trainable * gb, grads = trainable * gb, moments = 2 * trainable * gb;
+  std::cout << fmt::format("\nmodel state per rank, {} rank(s), GB {:>32} {:>13} {:>13}\n", ranks, "dist.zero 0",
                            "dist.zero 1", "dist.zero 2");
   auto line = [](const std::string& what, double a, double b, double c) {
-    std::cout << fmt::format("{:<36} {:>13.2f} {:>13.2f} {:>13.2f}\n", what, a, b, c);
+    std::cout << fmt::format("{:<55} {:>13.2f} {:>13.2f} {:>13.2f}\n", what, a, b, c);
   };
   line("trainable parameters (float32)", params, params, params);
   line("gradients (float32)", grads, grads, grads / n);
   line("AdamW moments (2 x float32)", moments, moments / n, moments / n);
-  line("frozen LLM (float32)", llm, llm, llm);
-  line("total", params + grads + moments + llm, params + grads + moments / n + llm,
-       params + grads / n + moments / n + llm);
-  std::cout << "dist.zero 2: gradients between steps; during backward the buckets in flight are held whole. "
+  const std::pair<const char*, double> llms[] = {
+      {"frozen LLM, model.frozen_dtype = float32", frozen.float32 / 1e9},
+      {"frozen LLM, bfloat16 (a float32 checkpoint)", frozen.bf16_projections / 1e9},
+      {"frozen LLM, bfloat16 (a checkpoint published in bf16)", frozen.bf16 / 1e9}};
+  for (const auto& [what, llm] : llms) line(what, llm, llm, llm);
+  for (const auto& [what, llm] : llms)
+    line(fmt::format("total, {}", std::string(what).substr(std::string("frozen LLM, ").size())),
+         params + grads + moments + llm, params + grads + moments / n + llm, params + grads / n + moments / n + llm);
+  std::cout << "bfloat16: the projections in bf16, the norms in float32, the embedding in bf16 only when every value "
+               "is exact in bf16 (Note [Frozen weights in bf16]); auto = bfloat16 when the step computes in bf16.\n"
+               "dist.zero 2: gradients between steps; during backward the buckets in flight are held whole. "
                "Activations are not counted.\n";
 }
 
@@ -87,7 +112,7 @@ int model_summary_command(int argc, char** argv) {
   row("trainable", trainable, "");
   row("frozen", llm, "");
   row("total", trainable + llm, "");
-  if (ranks > 0) print_memory(trainable, llm, ranks);
+  if (ranks > 0) print_memory(trainable, frozen_bytes(m.llm), ranks);
   return kExitOk;
 }
 

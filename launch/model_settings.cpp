@@ -126,6 +126,7 @@ model::SpeechLMSettings read_speech_lm_settings(const Config& c) {
   s.config = read_model_settings(c);
   s.llm_dir = c.str("model.llm");
   s.encoder_init = c.str("model.encoder");
+  s.frozen_dtype = c.choice<model::FrozenDtype>("model.frozen_dtype", model::kFrozenDtypes);
   return s;
 }
 

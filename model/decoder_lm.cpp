@@ -214,6 +214,7 @@ DecoderLMImpl::DecoderLMImpl(const DecoderConfig& config, const LoraConfig& lora
 
 at::Tensor DecoderLMImpl::embed(const at::Tensor& ids) {
   at::Tensor e = model->embed_tokens(ids);
+  if (widen_embeddings_) e = e.to(torch::kFloat);  // exact: the table held only bf16 values (store_frozen)
   if (!config_.is_gemma()) return e;
   // Gemma multiplies by √hidden *rounded to the activation dtype* (HF: torch.tensor(..., dtype=...)).
   return e * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden)), e.options());
@@ -253,6 +254,29 @@ at::Tensor DecoderLMImpl::forward(const at::Tensor& ids) {
   at::Tensor positions =
       torch::arange(ids.size(1), ids.options().dtype(torch::kLong)).expand({ids.size(0), ids.size(1)});
   return logits(hidden_states(embed(ids), positions, at::Tensor()));
+}
+
+DecoderLMImpl::FrozenStorage DecoderLMImpl::store_frozen(at::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  FrozenStorage out;
+  const at::Tensor embedding = model->embed_tokens->weight;
+  for (auto& p : named_parameters()) {
+    at::Tensor t = p.value();
+    if (t.requires_grad()) continue;
+    const int64_t before = t.numel() * static_cast<int64_t>(t.element_size());
+    out.bytes_before += before;
+    const bool is_embedding = t.is_same(embedding);
+    // Projections (2-D, not the embedding) always; the embedding only when the cast loses nothing.
+    bool convert = t.dim() >= 2 && t.scalar_type() == torch::kFloat && dtype != torch::kFloat;
+    if (convert && is_embedding) convert = at::equal(t.to(dtype).to(torch::kFloat), t);
+    if (convert) {
+      t.set_data(t.to(dtype));
+      ++out.converted;
+      if (is_embedding) out.embedding = widen_embeddings_ = true;
+    }
+    out.bytes_after += t.numel() * static_cast<int64_t>(t.element_size());
+  }
+  return out;
 }
 
 void DecoderLMImpl::freeze_base() {

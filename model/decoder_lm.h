@@ -115,6 +115,26 @@ class DecoderLMImpl : public torch::nn::Module {
 
   // Freezes every base weight; only LoRA tensors keep requires_grad.
   void freeze_base();
+
+  // Note [Frozen weights in bf16]: model.frozen_dtype = bfloat16 (auto: whenever the training step computes
+  // in bf16) stores the frozen projection weights (q, k, v, o, gate, up, down; lm_head when untied) in bf16.
+  // Under bf16 autocast a linear casts a float32 weight to bf16 before every matmul, so a bf16-stored weight
+  // hands the matmul the very same operands: losses and gradients do not change by one bit, and those weights
+  // take half the memory and no cast per forward. What autocast does not cast stays as it was:
+  //   - the RMSNorm weights: applied in float32 (a few KB per layer, nothing to gain);
+  //   - the embedding: its rows enter the model by lookup, not through a matmul, so bf16 rows would change
+  //     the first layer's input. It is stored in bf16 only when every value survives the cast unchanged —
+  //     true of every checkpoint published in bf16 (Gemma, Llama) — and its rows are widened back to float32
+  //     after the lookup, so nothing changes either; a float32 table that bf16 cannot hold exactly (vtb's
+  //     random stand-ins) stays float32.
+  // Trained tensors (LoRA, and outside the LLM the encoder, adapter and projection) keep float32 masters.
+  // Training only: without autocast a bf16 weight meets float32 activations, so eval keeps float32.
+  struct FrozenStorage {
+    int64_t bytes_before = 0, bytes_after = 0;  // of the frozen parameters
+    int64_t converted = 0;                      // tensors now stored in `dtype`
+    bool embedding = false;                     // the embedding was among them
+  };
+  FrozenStorage store_frozen(at::ScalarType dtype);
   void merge_lora();
   void unmerge_lora();
   bool lora_merged() const { return merged_; }
@@ -127,6 +147,7 @@ class DecoderLMImpl : public torch::nn::Module {
   LoraConfig lora_;
   bool merged_ = false;
   bool checkpointing_ = false;
+  bool widen_embeddings_ = false;  // the embedding is stored narrower than float32 (store_frozen)
 };
 TORCH_MODULE(DecoderLM);
 

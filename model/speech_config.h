@@ -25,6 +25,9 @@ struct EncoderConfig {
   ConformerShape conformer;  // Canary-1B: xscaling UNCONFIRMED, kept on as NeMo's default
 
   int64_t subsampled_mels() const;  // frequency bins after the stride-2 stages
+  // Encoder output frames for `feature_frames` input frames (NeMo's calc_length per stage), computed on the
+  // host, so that splitting a batch's frames by length reads nothing back from the device.
+  int64_t output_frames(int64_t feature_frames) const;
   int64_t parameter_count() const;
   void validate() const;
 };

@@ -38,6 +38,12 @@ int64_t EncoderConfig::subsampled_mels() const {
   return f;
 }
 
+int64_t EncoderConfig::output_frames(int64_t feature_frames) const {
+  int64_t t = feature_frames;
+  for (int64_t i = 0; i < stride_stages(subsampling_factor); ++i) t = t >= 1 ? (t - 1) / 2 + 1 : 0;  // = halve
+  return t;
+}
+
 int64_t EncoderConfig::parameter_count() const {
   const int64_t C = subsampling_channels, stages = stride_stages(subsampling_factor);
   const int64_t convs = (9 * C + C) + (stages - 1) * ((9 * C + C) + (C * C + C));

@@ -21,6 +21,8 @@ struct SpeechLMConfig {
 };
 
 // A padded batch as the data pipeline builds it.
+// The token tensors and feature_lengths are read on the host to lay out the spliced sequence: pass them as
+// CPU tensors (training does) and the model reads nothing back from its device; features may be anywhere.
 struct SpeechBatch {
   at::Tensor ids;              // [B, T] int64, right-padded
   at::Tensor lengths;          // [B] tokens per example
@@ -31,18 +33,19 @@ struct SpeechBatch {
 
 // The LLM's input after splicing: audio frames in place of placeholders, right-padded.
 struct SplicedInput {
-  at::Tensor embeds;     // [B, S, d_llm]
-  at::Tensor valid;      // [B, S] bool
-  at::Tensor positions;  // [B, S] int64 (positions count audio frames)
-  at::Tensor targets;    // [B, S] int64: the token position s must predict, or -100
-  at::Tensor lengths;    // [B]
+  at::Tensor embeds;        // [B, S, d_llm]
+  at::Tensor valid;         // [B, S] bool
+  at::Tensor positions;     // [B, S] int64 (positions count audio frames)
+  at::Tensor targets;       // [B, S] int64: the token position s must predict, or -100
+  at::Tensor lengths;       // [B] int64, CPU
+  at::Tensor host_targets;  // targets, CPU: where the answers are, without reading the device
 };
 
 struct LossOutput {
   at::Tensor loss;              // mean cross-entropy over answer tokens (0 when there are none)
   at::Tensor loss_sum;          // Σ cross-entropy over answer tokens: what training backpropagates
-  at::Tensor example_loss_sum;  // [B] float32, detached: Σ cross-entropy per example (per-source logging)
-  at::Tensor example_tokens;    // [B] int64: answer tokens per example
+  at::Tensor example_loss_sum;  // [B] float32 on the model's device, detached: Σ cross-entropy per example
+  at::Tensor example_tokens;    // [B] int64, CPU: answer tokens per example
   int64_t tokens = 0;           // answer tokens counted
   int64_t positions = 0;        // LLM sequence positions processed (text tokens + audio frames, no padding)
   int64_t frames = 0;           // audio frames spliced in (speech-encoder output frames)

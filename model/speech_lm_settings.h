@@ -2,18 +2,28 @@
 // encoder pretraining, eval, generate and chat all go through build_speech_lm.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "model/speech_lm.h"
 
 namespace vtb::model {
+
+// model.frozen_dtype: how the frozen LLM's projection weights are stored in training (Note [Frozen weights in
+// bf16]). auto: bfloat16 when the step computes in bf16, float32 otherwise.
+enum class FrozenDtype { Auto, Float32, Bfloat16 };
+inline constexpr std::array<std::pair<std::string_view, FrozenDtype>, 3> kFrozenDtypes{
+    {{"auto", FrozenDtype::Auto}, {"float32", FrozenDtype::Float32}, {"bfloat16", FrozenDtype::Bfloat16}}};
 
 // Every default here is also the config key's default (launch/config_keys.cpp reads them).
 struct SpeechLMSettings {
   SpeechLMConfig config = paper_model();  // [encoder], [adapter], [llm], [lora]; audio_token_id from the tokenizer
   std::string llm_dir;       // model.llm: Hugging Face folder of the frozen LLM; "" = a stand-in from the seed
   std::string encoder_init;  // model.encoder: safetensors of a pretrained encoder to start from; "" = random
+  FrozenDtype frozen_dtype = FrozenDtype::Auto;  // model.frozen_dtype (training only)
 
   // The paper's model: SpeechLMConfig's shapes (Canary-1B encoder, 2-layer adapter, Gemma-1 2B) with
   // LoRA rank 32 on every projection.

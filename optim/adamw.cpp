@@ -72,7 +72,7 @@ void AdamW::zero_grad() {
   for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
 }
 
-double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+at::Tensor gradient_square_sum(const std::vector<at::Tensor>& params) {
   c10::AutoGradMode no_grad(false);
   at::Tensor total;
   for (const auto& p : params) {
@@ -80,12 +80,20 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
     at::Tensor sq = p.grad().to(at::kDouble).pow(2).sum();
     total = total.defined() ? total + sq : sq;
   }
-  if (!total.defined()) return 0;
-  const double norm = std::sqrt(total.item<double>());
-  const double scale = clip_coefficient(norm, max_norm);
-  if (scale != 1)
-    for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(scale);
+  if (!total.defined() && !params.empty()) total = at::zeros({}, params.front().options().dtype(at::kDouble));
+  return total.defined() ? total : at::zeros({}, at::kDouble);
+}
+
+void scale_gradients(const std::vector<at::Tensor>& params, double scale) {
+  if (scale == 1) return;
+  c10::AutoGradMode no_grad(false);
+  for (const auto& p : params)
+    if (p.grad().defined()) p.grad().mul_(scale);
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  const double norm = std::sqrt(gradient_square_sum(params).cpu().item<double>());
+  scale_gradients(params, clip_coefficient(norm, max_norm));
   return norm;
 }
 

@@ -72,8 +72,13 @@ class AdamW {
 bool default_decays(const std::string& name, const at::Tensor& t);
 
 // Scales all gradients so their global L2 norm is at most `max_norm` (≤ 0: no clipping). Returns the norm
-// before clipping, in float64; non-finite when some gradient is (nothing is scaled then).
+// before clipping, in float64; non-finite when some gradient is (nothing is scaled then). Reads the norm back
+// from the device: the training step uses the two halves below instead (train/host_reads.h).
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+// Σ g² over the gradients the parameters have, in float64 on their device (0-dim; zero when none has one).
+at::Tensor gradient_square_sum(const std::vector<at::Tensor>& params);
+// Multiplies every gradient by `scale` (1: leaves them alone).
+void scale_gradients(const std::vector<at::Tensor>& params, double scale);
 // The factor clip_grad_norm scales by for a gradient of global norm `norm`: 1 when it does not clip.
 double clip_coefficient(double norm, double max_norm);
 

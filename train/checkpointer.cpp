@@ -42,8 +42,7 @@ Checkpointer::Checkpointer(dist::Communicator& comm, dist::Communicator* backgro
       lm_(lm),
       optimizer_(optimizer),
       loader_(loader),
-      faults_(faults),
-      llm_hash_(frozen_llm_hash(lm)) {}
+      faults_(faults) {}
 
 Checkpointer::~Checkpointer() {
   if (writer_.joinable()) writer_.join();
@@ -52,7 +51,7 @@ Checkpointer::~Checkpointer() {
 RunState Checkpointer::resume(const std::string& folder) {
   RunState run;
   if (!folder.empty()) {
-    run = read_training_state(folder, comm_.rank(), comm_.size(), lm_, optimizer_);
+    run = read_training_state(folder, comm_.rank(), comm_.size(), lm_, optimizer_, run_.llm_hash);
     loader_.restore(run.sampler);
     spdlog::info("resumed from {} at step {}", folder, run.step);
   }
@@ -60,12 +59,17 @@ RunState Checkpointer::resume(const std::string& folder) {
   return run;
 }
 
-Checkpointer::Decision Checkpointer::after_step(const RunState& run) {
+std::vector<bool> Checkpointer::flags() const {
   const CheckpointSettings& s = settings_;
   const bool minutes_due =
       comm_.rank() == 0 && s.every_minutes > 0 &&
       std::chrono::steady_clock::now() - last_save_ >= std::chrono::duration<double>(60 * s.every_minutes);
-  const std::vector<bool> any = dist::any_rank(comm_, {stop_requested(), minutes_due});
+  return {stop_requested(), minutes_due};
+}
+
+Checkpointer::Decision Checkpointer::after_step(const RunState& run, const std::vector<bool>& any) {
+  const CheckpointSettings& s = settings_;
+  if (any.size() != 2) throw std::logic_error("Checkpointer::after_step: expected the two flags of flags()");
   Decision d;
   d.stopping = any[0];
   const bool last = run.step == run_.last_step;
@@ -87,7 +91,7 @@ void Checkpointer::save(const RunState& run, bool wait_for_commit) {
   RunState saved = run;
   saved.sampler = loader_.state();
   auto snap = std::make_shared<TrainingSnapshot>(snapshot_training_state(
-      comm_.rank(), comm_.size(), lm_, optimizer_, saved, run_.config_text, run_.llm_label, llm_hash_));
+      comm_.rank(), comm_.size(), lm_, optimizer_, saved, run_.config_text, run_.llm_label, run_.llm_hash));
   // A pointer, not a reference: the writer thread outlives this frame.
   dist::Communicator* coordination = background_comm_ != nullptr ? background_comm_ : &comm_;
   auto commit = [this, snap, coordination] {

@@ -38,9 +38,10 @@ class Checkpointer {
     std::string dir;          // run.dir
     std::string config_text;  // the resolved config
     std::string llm_label;    // the frozen LLM's origin (model::llm_label)
+    std::string llm_hash;     // frozen_llm_hash of the LLM as loaded, before model.frozen_dtype
     int64_t last_step = 0;    // train.max_steps: the save there is waited for
   };
-  // Hashes the frozen LLM weights once (they never change). Collective only through its calls. With a
+  // Collective only through its calls. With a
   // `background_comm`, saves are written in a thread through it (Note [Background checkpoints]).
   Checkpointer(dist::Communicator& comm, dist::Communicator* background_comm, Run run,
                const CheckpointSettings& settings, model::SpeechLM& lm, optim::AdamW& optimizer,
@@ -57,9 +58,12 @@ class Checkpointer {
     bool saved = false;     // a checkpoint of this step was committed or is being written
     bool stopping = false;  // some rank was asked to stop: the checkpoint is committed, exit for requeue
   };
-  // Collective, after every step: one small allreduce agrees on any rank's stop signal and on rank 0's clock
-  // for ckpt.every_minutes (clocks differ across nodes, so one rank decides); saves when due.
-  Decision after_step(const RunState& run);
+  // This rank's flags for the step's allreduce (read_step): {asked to stop, ckpt.every_minutes due}; only
+  // rank 0's clock counts (clocks differ across nodes, so one rank decides).
+  std::vector<bool> flags() const;
+  // After every step, with `any` = for each of flags(), whether any rank set it (read_step's allreduce: the
+  // ranks agree without a collective of their own): saves when due. Collective when it saves.
+  Decision after_step(const RunState& run, const std::vector<bool>& any);
 
   // Waits for the save in flight; rethrows its error.
   void wait();
@@ -75,7 +79,6 @@ class Checkpointer {
   optim::AdamW& optimizer_;
   data::BatchLoader& loader_;
   const Faults& faults_;
-  std::string llm_hash_;
   std::chrono::steady_clock::time_point last_save_ = std::chrono::steady_clock::now();
   std::thread writer_;
   std::exception_ptr writer_error_;

@@ -39,9 +39,16 @@ DataParallel::DataParallel(const dist::NamedTensors& params, dist::Communicator&
   if (zero_ >= 1) shards_ = shard_optimizer(optimizer_, bucketer_, comm_, zero_);
 }
 
-Update DataParallel::step(double clip, double lr, double loss) {
-  const Update update = zero_ == 2 ? clip_and_step(optimizer_, bucketer_, comm_, clip, lr, loss)
-                                   : clip_and_step(optimizer_, clip, lr, loss);
+at::Tensor DataParallel::gradient_square_sum() {
+  if (zero_ == 2) return piece_square_sum(bucketer_, comm_);
+  std::vector<at::Tensor> params;
+  for (const auto& named : optimizer_.params()) params.push_back(named.second);
+  return optim::gradient_square_sum(params);
+}
+
+Update DataParallel::step(double clip, double lr, double grad_norm, double loss) {
+  const Update update = zero_ == 2 ? clip_and_step(optimizer_, bucketer_, clip, lr, grad_norm, loss)
+                                   : clip_and_step(optimizer_, clip, lr, grad_norm, loss);
   if (update.applied && shards_) gather_parameters(*shards_, optimizer_, comm_);  // → the full parameters
   return update;
 }

@@ -26,9 +26,13 @@ class DataParallel {
   dist::GradientBucketer& bucketer() { return bucketer_; }  // for forward_backward
   optim::AdamW& optimizer() { return optimizer_; }          // for the checkpointer
 
-  // After forward_backward: → clip to global norm `clip` → AdamW step at `lr` (skipped when `loss` or the
-  // norm is not finite) → with shards, the full parameters gathered back. Collective.
-  Update step(double clip, double lr, double loss);
+  // After forward_backward: Σg² of the averaged gradient, on the device (for read_step). Collective with
+  // dist.zero = 2 (the ranks' pieces).
+  at::Tensor gradient_square_sum();
+  // Then, with the norm and loss the step's read gave: → clip to global norm `clip` → AdamW step at `lr`
+  // (skipped when `loss` or the norm is not finite) → with shards, the full parameters gathered back.
+  // Collective.
+  Update step(double clip, double lr, double grad_norm, double loss);
 
  private:
   dist::Communicator& comm_;

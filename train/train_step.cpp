@@ -6,47 +6,87 @@
 #include <stdexcept>
 
 #include "compat/bf16_autocast.h"
+#include "train/host_reads.h"
 
 namespace vtb::train {
 namespace {
 
+// The model's view of a loader batch: the token tensors and lengths stay on the host, where the model reads
+// the sequence layout; only the features travel to the device now (Note [One read per step]).
 model::SpeechBatch to_model_batch(const data::Batch& b, const c10::Device& device) {
-  auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device, /*non_blocking=*/true) : t; };
-  return model::SpeechBatch{to(b.ids), to(b.lengths), to(b.loss_mask), to(b.features), to(b.feature_lengths)};
+  const at::Tensor features = b.features.defined() ? b.features.to(device, /*non_blocking=*/true) : b.features;
+  return model::SpeechBatch{b.ids, b.lengths, b.loss_mask, features, b.feature_lengths};
+}
+
+int64_t count_answer_tokens(const at::Tensor& loss_mask) {
+  const at::Tensor mask = loss_mask.to(torch::kCPU, torch::kBool).contiguous();
+  const bool* m = mask.data_ptr<bool>();
+  int64_t n = 0;
+  for (int64_t i = 0; i < mask.numel(); ++i) n += m[i];
+  return n;
+}
+
+// The fields read_step sums, in the one order it packs and unpacks them.
+std::vector<double*> fields(StepStatistics& s) {
+  std::vector<double*> out{&s.loss_sum, &s.tokens, &s.audio_seconds, &s.positions, &s.frames, &s.skipped};
+  for (double& x : s.source_loss_sum) out.push_back(&x);
+  for (double& x : s.source_tokens) out.push_back(&x);
+  return out;
 }
 
 }  // namespace
 
-void StepStatistics::allreduce(dist::Communicator& comm) {
-  std::vector<double*> fields{&loss_sum, &tokens, &audio_seconds, &positions, &frames, &skipped};
-  for (double& x : source_loss_sum) fields.push_back(&x);
-  for (double& x : source_tokens) fields.push_back(&x);
+StepReading read_step(const StepStatistics& mine, const std::vector<bool>& flags, dist::Communicator& comm,
+                      const std::function<at::Tensor()>& gradient_square_sum) {
+  StepReading out;
+  out.stats = mine;
+  out.stats.device_loss_sums = at::Tensor();
+  const std::vector<double*> summed = fields(out.stats);
   std::vector<double> packed;
-  for (const double* f : fields) packed.push_back(*f);
-  at::Tensor t = torch::tensor(packed, torch::kDouble).to(comm.device());
+  for (const double* f : summed) packed.push_back(*f);
+  for (bool f : flags) packed.push_back(f ? 1 : 0);
+  at::Tensor t = torch::tensor(packed, torch::kDouble).to(comm.device(), /*non_blocking=*/true);
+  if (mine.device_loss_sums.defined()) {  // Σ CE at 0, the per-source sums after the five counts
+    const int64_t sources = static_cast<int64_t>(mine.source_loss_sum.size());
+    t.narrow(0, 0, 1).copy_(mine.device_loss_sums.narrow(0, 0, 1));
+    t.narrow(0, 6, sources).copy_(mine.device_loss_sums.narrow(0, 1, sources));
+  }
   comm.allreduce(t, dist::ReduceOp::Sum);
-  t = t.cpu();
-  const double* summed = t.data_ptr<double>();
-  for (size_t i = 0; i < fields.size(); ++i) *fields[i] = summed[i];  // the same list packs and unpacks
+  if (gradient_square_sum) t = torch::cat({t, gradient_square_sum().to(torch::kDouble).reshape({1})});
+  const at::Tensor host = read_to_host(t);
+  const double* values = host.data_ptr<double>();
+  for (size_t i = 0; i < summed.size(); ++i) *summed[i] = values[i];  // the same list packs and unpacks
+  for (size_t i = 0; i < flags.size(); ++i) out.flags.push_back(values[summed.size() + i] > 0);
+  if (gradient_square_sum) out.grad_norm = std::sqrt(values[summed.size() + flags.size()]);
+  return out;
 }
+
+void StepStatistics::allreduce(dist::Communicator& comm) { *this = read_step(*this, {}, comm, nullptr).stats; }
 
 StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Batch>& micro_batches,
                                 dist::GradientBucketer& bucketer, dist::Communicator& comm,
                                 const StepOptions& options) {
   if (micro_batches.empty()) throw std::invalid_argument("forward_backward: no micro-batch");
   const c10::Device device = comm.device();
-  // 1. The step's answer tokens over every rank and micro-batch, before any backward.
+  // 1. The step's answer tokens over every rank and micro-batch, before any backward: counted on the host,
+  // summed and turned into the scale world / N on the device (Note [One read per step]).
   std::vector<int64_t> answer_tokens;
   int64_t mine = 0;
-  for (const auto& b : micro_batches) mine += answer_tokens.emplace_back(b.loss_mask.sum().item<int64_t>());
-  at::Tensor count = torch::full({1}, mine, torch::kLong).to(device);
+  for (const auto& b : micro_batches) mine += answer_tokens.emplace_back(count_answer_tokens(b.loss_mask));
+  at::Tensor count = torch::full({}, mine, torch::kLong).to(device, /*non_blocking=*/true);
   comm.allreduce(count, dist::ReduceOp::Sum);
-  const int64_t global_tokens = count.cpu().item<int64_t>();
-  const double scale = global_tokens > 0 ? static_cast<double>(comm.size()) / static_cast<double>(global_tokens) : 0.0;
+  const at::Tensor total = count.to(torch::kDouble);
+  // As a float: the factor the float32 loss is multiplied by (what a double scalar would be rounded to).
+  const at::Tensor scale =
+      at::where(count.gt(0), at::full_like(total, comm.size()).div(total), at::zeros_like(total)).to(torch::kFloat);
 
   StepStatistics stats;
   stats.source_loss_sum.assign(options.sources, 0.0);
   stats.source_tokens.assign(options.sources, 0.0);
+  const int64_t sources = static_cast<int64_t>(options.sources);
+  stats.device_loss_sums = torch::zeros({1 + sources}, torch::TensorOptions(torch::kDouble).device(device));
+  at::Tensor loss_total = stats.device_loss_sums.narrow(0, 0, 1);
+  at::Tensor source_totals = stats.device_loss_sums.narrow(0, 1, sources);
   bucketer.zero_grad();
   for (size_t m = 0; m < micro_batches.size(); ++m) {
     const data::Batch& batch = micro_batches[m];
@@ -62,48 +102,65 @@ StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Bat
     at::Tensor loss_sum = options.corrupt_loss ? options.corrupt_loss(out.loss_sum) : out.loss_sum;
     // 2. ΣCE × world / N: the bucketer's average over ranks then yields ∇(ΣCE / N).
     (loss_sum * scale).backward();
-    stats.loss_sum += loss_sum.item<double>();
+    loss_total.add_(loss_sum.detach().to(torch::kDouble));
     stats.tokens += static_cast<double>(out.tokens);
     stats.audio_seconds += batch.audio_seconds;
     stats.skipped += static_cast<double>(batch.skipped);
     stats.positions += static_cast<double>(out.positions);
     stats.frames += static_cast<double>(out.frames);
-    const at::Tensor example_loss = out.example_loss_sum.cpu(), example_tokens = out.example_tokens.cpu();
+    std::vector<int64_t> source_of;  // per example
+    const auto example_tokens = out.example_tokens.accessor<int64_t, 1>();
     for (size_t e = 0; e < batch.sources.size(); ++e) {
       const size_t k = batch.sources[e];
       if (k >= options.sources) throw std::out_of_range("forward_backward: example of an unknown source");
-      stats.source_loss_sum[k] += example_loss[static_cast<int64_t>(e)].item<double>();
-      stats.source_tokens[k] += static_cast<double>(example_tokens[static_cast<int64_t>(e)].item<int64_t>());
+      source_of.push_back(static_cast<int64_t>(k));
+      stats.source_tokens[k] += static_cast<double>(example_tokens[static_cast<int64_t>(e)]);
     }
+    // In example order, as index_add_ adds on CPU.
+    source_totals.index_add_(0, torch::tensor(source_of).to(device, /*non_blocking=*/true),
+                             out.example_loss_sum.to(torch::kDouble));
   }
   bucketer.finish();
   return stats;
 }
 
-Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double loss) {
+Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double grad_norm, double loss) {
   std::vector<at::Tensor> params;
   for (const auto& named : optimizer.params()) params.push_back(named.second);
   Update u;
-  u.grad_norm = optim::clip_grad_norm(params, clip);
+  u.grad_norm = grad_norm;
   u.applied = std::isfinite(u.grad_norm) && std::isfinite(loss);
-  if (u.applied) optimizer.step(lr);
+  if (!u.applied) return u;
+  optim::scale_gradients(params, optim::clip_coefficient(u.grad_norm, clip));
+  optimizer.step(lr);
   return u;
 }
 
-Update clip_and_step(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer, dist::Communicator& comm,
-                     double clip, double lr, double loss) {
+Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double loss) {
+  std::vector<at::Tensor> params;
+  for (const auto& named : optimizer.params()) params.push_back(named.second);
+  const double sum_sq = *read_to_host(optim::gradient_square_sum(params).reshape({1})).data_ptr<double>();
+  return clip_and_step(optimizer, clip, lr, std::sqrt(sum_sq), loss);
+}
+
+at::Tensor piece_square_sum(const dist::GradientBucketer& bucketer, dist::Communicator& comm) {
   c10::AutoGradMode no_grad(false);
-  std::vector<at::Tensor> pieces;
   at::Tensor sum_sq = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(comm.device()));
-  for (size_t b = 0; b < bucketer.bucket_count(); ++b) {
-    pieces.push_back(bucketer.gradient_piece(b));
-    sum_sq += pieces.back().to(at::kDouble).pow(2).sum();  // the padding past a bucket's end is zero
-  }
+  for (size_t b = 0; b < bucketer.bucket_count(); ++b)
+    sum_sq += bucketer.gradient_piece(b).to(at::kDouble).pow(2).sum();  // the padding past a bucket's end is zero
   comm.allreduce(sum_sq, dist::ReduceOp::Sum);
+  return sum_sq;
+}
+
+Update clip_and_step(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer, double clip, double lr,
+                     double grad_norm, double loss) {
+  c10::AutoGradMode no_grad(false);
   Update u;
-  u.grad_norm = std::sqrt(sum_sq.cpu().item<double>());
+  u.grad_norm = grad_norm;
   u.applied = std::isfinite(u.grad_norm) && std::isfinite(loss);
   if (!u.applied) return u;
+  std::vector<at::Tensor> pieces;
+  for (size_t b = 0; b < bucketer.bucket_count(); ++b) pieces.push_back(bucketer.gradient_piece(b));
   const double scale = optim::clip_coefficient(u.grad_norm, clip);
   if (scale != 1)
     for (auto& piece : pieces) piece.mul_(scale);

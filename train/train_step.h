@@ -1,4 +1,5 @@
-// One optimizer step's forward and backward over this rank's micro-batches, and the statistics it logs.
+// One optimizer step's forward and backward over this rank's micro-batches, the statistics it logs, and the
+// optimizer's half of the step.
 //
 // Note [Loss normalisation]: the loss of a step is the mean cross-entropy over *all* its answer tokens,
 // on every rank and in every micro-batch: L = Σ CE / N. So that the averaged gradient is exactly ∇L, whatever
@@ -29,13 +30,30 @@ struct StepStatistics {
   double frames = 0;                                   // speech-encoder output frames
   double skipped = 0;                                  // examples dropped for unusable audio (data.on_error = skip)
   std::vector<double> source_loss_sum, source_tokens;  // per source, credited per example
+  // As forward_backward leaves this rank's statistics, the losses are still on the training device: float64
+  // [1 + sources], Σ cross-entropy then the per-source sums (Note [One read per step]); read_step sums and
+  // reads them into loss_sum and source_loss_sum.
+  at::Tensor device_loss_sums;
 
   double loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }
   double source_loss(size_t k) const { return source_tokens[k] > 0 ? source_loss_sum[k] / source_tokens[k] : 0.0; }
-  // Sums every field over the ranks, in place (one allreduce). A new field is added to the list in
-  // train_step.cpp, which packs and unpacks, and to MetricsLog::record, which logs it.
+  // Sums every field over the ranks, in place: read_step without flags or gradient. A new field is added to
+  // the list in train_step.cpp, which packs and unpacks, and to MetricsLog::record, which logs it.
   void allreduce(dist::Communicator& comm);
 };
+
+// What the step's one read of the device brings back (Note [One read per step]).
+struct StepReading {
+  StepStatistics stats;     // summed over the ranks
+  double grad_norm = 0;     // of the averaged gradient, before clipping
+  std::vector<bool> flags;  // for each flag, whether any rank set it
+};
+
+// Collective: sums this rank's statistics `mine` and `flags` over the ranks in one allreduce, then calls
+// `gradient_square_sum` (may be null; it may issue collectives of its own) for Σg² of the averaged gradient,
+// and reads both to the host in one copy.
+StepReading read_step(const StepStatistics& mine, const std::vector<bool>& flags, dist::Communicator& comm,
+                      const std::function<at::Tensor()>& gradient_square_sum);
 
 struct StepOptions {
   size_t sources = 1;  // how many sources the batches' `sources` indices refer to
@@ -56,16 +74,20 @@ struct Update {
   bool applied = false;  // false: the loss or the norm was not finite and the step was skipped
 };
 
-// → clip → step: clips the averaged gradients of the optimizer's parameters to global norm `clip` (≤ 0: no
-// clipping) and, when that norm and `loss` are finite, takes one AdamW step at `lr`. Gradients are averaged,
-// so every rank sees the same norm and decides alike.
+// → clip → step, from the averaged gradient's norm and the loss as the step's read gave them: clips the
+// optimizer's parameters' gradients to global norm `clip` (≤ 0: no clipping) and, when `grad_norm` and `loss`
+// are finite, takes one AdamW step at `lr`. Gradients are averaged, so every rank sees the same norm and
+// decides alike.
+Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double grad_norm, double loss);
+// The same, reading the norm itself (pretraining, and tests that take a single step).
 Update clip_and_step(optim::AdamW& optimizer, double clip, double lr, double loss);
 
 // dist.zero = 2: the same from this rank's averaged gradient pieces (Note [Scattered buckets]): the global
-// norm is the square root of every rank's Σg² over its pieces (one float64 allreduce), the pieces are
-// clipped in place and AdamW updates the owned elements from them. Collective.
-Update clip_and_step(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer, dist::Communicator& comm,
-                     double clip, double lr, double loss);
+// norm is the square root of every rank's Σg² over its pieces (piece_square_sum: one float64 allreduce), the
+// pieces are clipped in place and AdamW updates the owned elements from them.
+at::Tensor piece_square_sum(const dist::GradientBucketer& bucketer, dist::Communicator& comm);
+Update clip_and_step(optim::AdamW& optimizer, const dist::GradientBucketer& bucketer, double clip, double lr,
+                     double grad_norm, double loss);
 
 // dist.zero = 1 or 2, after an applied step: each rank updated only its pieces; every bucket's pieces are
 // all-gathered back into the full parameters (Note [Optimizer shards]). Collective.

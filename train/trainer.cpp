@@ -3,8 +3,11 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -15,6 +18,7 @@
 #include "train/data_parallel.h"
 #include "train/faults.h"
 #include "train/fixed_batch.h"
+#include "train/host_reads.h"
 #include "train/stop_signal.h"
 #include "train/train_step.h"
 #include "train/training_state.h"
@@ -72,12 +76,69 @@ class BufferSnapshot {
   std::vector<at::Tensor> buffers_, copies_;
 };
 
+// VTB_COUNT_HOST_READS=1: counts each step's reads of the device (Note [One read per step]), from drawing
+// its batch to logging it, and reports the most in any step when the run ends (tests/e2e/host_reads.sh).
+class StepReads {
+ public:
+  StepReads() {
+    const char* on = std::getenv("VTB_COUNT_HOST_READS");
+    if (on != nullptr && std::string(on) == "1") counter_.emplace();
+  }
+  void begin() {
+    if (counter_) counter_->reset();
+  }
+  void end() {
+    if (!counter_) return;
+    ++steps_;
+    most_ = std::max(most_, counter_->reads());
+    implicit_ += counter_->implicit_reads();
+    for (const auto& [op, n] : counter_->ops()) ops_[op] += n;
+  }
+  ~StepReads() {
+    if (!counter_) return;
+    std::string ops;
+    for (const auto& [op, n] : ops_) ops += (ops.empty() ? "" : ", ") + op + " ×" + std::to_string(n);
+    spdlog::info("host reads: {} steps, at most {} read_to_host in a step, {} implicit reads{}{}", steps_, most_,
+                 implicit_, ops.empty() ? "" : ": ", ops);
+  }
+
+ private:
+  std::optional<HostReadCounter> counter_;
+  int64_t steps_ = 0, most_ = 0, implicit_ = 0;
+  std::map<std::string, int64_t> ops_;
+};
+
+// model.frozen_dtype (Note [Frozen weights in bf16]): bfloat16 storage of the frozen projections when the step
+// computes in bf16 (auto) or when asked, which needs it.
+void store_frozen_llm(model::SpeechLM& lm, model::FrozenDtype wanted, bool bf16_step, int rank) {
+  using model::FrozenDtype;
+  if (wanted == FrozenDtype::Bfloat16 && !bf16_step)
+    throw std::runtime_error(
+        "model.frozen_dtype = bfloat16 needs a step that computes in bf16 (run.precision = bf16, or auto choosing "
+        "it); this run computes in fp32, where a bf16 weight would meet float32 activations. Use auto or float32.");
+  if (wanted == FrozenDtype::Float32 || (wanted == FrozenDtype::Auto && !bf16_step)) return;
+  const auto stored = lm->llm->store_frozen(torch::kBFloat16);
+  if (rank == 0)
+    spdlog::info(
+        "model.frozen_dtype = {}: {} frozen LLM tensors stored in bfloat16 ({:.1f} → {:.1f} MB); the embedding {}; "
+        "norms in float32",
+        wanted == FrozenDtype::Auto ? "auto (the step computes in bf16)" : "bfloat16", stored.converted,
+        static_cast<double>(stored.bytes_before) / 1e6, static_cast<double>(stored.bytes_after) / 1e6,
+        stored.embedding ? "among them (every value exact in bf16)" : "in float32 (not every value is exact in bf16)");
+}
+
 }  // namespace
 
 int run_training(dist::Communicator& comm, const TrainSettings& s, const RunContext& context) {
   install_stop_handlers();
   const data::Tokenizer tok = data::Tokenizer::load(s.data.tokenizer, s.data.audio_piece);
   model::SpeechLM lm = model::build_speech_lm(s.model, tok.special().audio, tok.vocab_size(), s.seed);
+  const PrecisionChoice precision = choose_precision(s.precision, comm);
+  spdlog::info("{}", precision.reason);
+  // The LLM as loaded identifies it in checkpoints, whatever its storage (Note [Frozen weights in bf16]).
+  const std::string llm_hash = frozen_llm_hash(lm);
+  // On the host, before the move: the device never holds a float32 copy of what is stored in bf16.
+  store_frozen_llm(lm, s.model.frozen_dtype, precision.bf16, comm.rank());
   lm->to(comm.device());  // cuda:<local rank> with NCCL, cpu with MPI
   dist::NamedTensors trainable;
   for (const auto& p : lm->named_parameters())
@@ -90,21 +151,22 @@ int run_training(dist::Communicator& comm, const TrainSettings& s, const RunCont
   data::BatchLoader loader(std::move(sources), tok, s.data.limits, s.data.mix, s.data.loader, comm.rank(), comm.size());
 
   const std::optional<data::Batch> fixed = fixed_batch(s.fixed_batch, lm, comm);
-  const PrecisionChoice precision = choose_precision(s.precision, comm);
-  spdlog::info("{}", precision.reason);
   MetricsSettings metrics = s.metrics;  // MFU against the measured rate of the precision in use, unless one is given
   if (metrics.peak_tflops == 0)
     metrics.peak_tflops = (precision.bf16 ? precision.bf16_gflops : precision.fp32_gflops) / 1e3;
   const Faults faults = Faults::from_environment();
-  Checkpointer checkpointer(comm, context.checkpoint_comm,
-                            {s.run_dir, context.config_text, model::llm_label(s.model, s.seed), schedule.max_steps},
-                            s.ckpt, lm, parallel.optimizer(), loader, faults);
+  Checkpointer checkpointer(
+      comm, context.checkpoint_comm,
+      {s.run_dir, context.config_text, model::llm_label(s.model, s.seed), llm_hash, schedule.max_steps}, s.ckpt, lm,
+      parallel.optimizer(), loader, faults);
   RunState run = checkpointer.resume(context.resume_from);
   if (fixed && run.step == 0 && comm.rank() == 0) write_initial_parameters(lm, s.run_dir);
   MetricsLog log(comm, s.run_dir, metrics, schedule.max_steps, lm, source_names, run.step);
   BadSteps bad_steps(schedule.max_bad_steps);
   BufferSnapshot buffers(lm);
+  StepReads reads;
   while (run.step < schedule.max_steps) {
+    reads.begin();
     const auto started = std::chrono::steady_clock::now();
     const int64_t step = run.step + 1;
     const double lr =
@@ -116,18 +178,23 @@ int run_training(dist::Communicator& comm, const TrainSettings& s, const RunCont
     buffers.take();
     StepOptions step_options = faults.step_options(step, comm.rank(), source_names.size());
     step_options.bf16 = precision.bf16;
-    StepStatistics stats = forward_backward(lm, micro_batches, parallel.bucketer(), comm, step_options);
-    stats.allreduce(comm);  // the logged loss: Σ CE / N over the job (Note [Loss normalisation])
+    const StepStatistics mine = forward_backward(lm, micro_batches, parallel.bucketer(), comm, step_options);
+    // The step's one read of the device (Note [One read per step]): the logged loss Σ CE / N over the job
+    // (Note [Loss normalisation]) with the other statistics, the checkpointer's flags and the gradient norm.
+    const StepReading reading =
+        read_step(mine, checkpointer.flags(), comm, [&] { return parallel.gradient_square_sum(); });
+    const StepStatistics& stats = reading.stats;
     // → clip → step (skipped when the loss or the gradient is not finite).
-    const Update update = parallel.step(schedule.clip, lr, stats.loss_sum);
+    const Update update = parallel.step(schedule.clip, lr, reading.grad_norm, stats.loss_sum);
     if (!update.applied) buffers.restore();  // Note [A skipped step changes nothing]
     bad_steps.count(step, update);
     run.step = step;
     log.record({step, lr, update, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()},
                stats);
+    reads.end();
 
     // → maybe checkpoint: on schedule, at the end, or when a signal asked some rank to stop.
-    const Checkpointer::Decision decision = checkpointer.after_step(run);
+    const Checkpointer::Decision decision = checkpointer.after_step(run, reading.flags);
     if (step == faults.kill_after) {
       checkpointer.wait();  // the crash comes after checkpoints already under way commit
       std::raise(SIGKILL);

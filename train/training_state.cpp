@@ -232,7 +232,7 @@ int64_t restore_optimizer_state(const std::string& folder, optim::AdamW& optimiz
 }
 
 RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm,
-                             optim::AdamW& optimizer) {
+                             optim::AdamW& optimizer, const std::string& llm_hash) {
   ckpt::Hdf5Reader state(ckpt::state_file(folder));
   const int64_t format = state.int_attribute(schema::kRoot, schema::kFormatVersionKey);
   if (format < ckpt::kOldestReadableFormat || format > ckpt::kFormatVersion)
@@ -247,7 +247,7 @@ RunState read_training_state(const std::string& folder, int rank, int world, mod
   ckpt::check_identity(folder);  // before any tensor is used
   const int64_t saved_world = state.int_attribute(schema::kTrain, schema::kWorldSize);
   const std::string saved_hash = state.string_attribute(schema::kTrain, schema::kLlmHash);
-  if (saved_hash != frozen_llm_hash(lm))
+  if (saved_hash != llm_hash)
     throw std::runtime_error(folder + ": the frozen LLM differs from the one this checkpoint was trained on (" +
                              state.string_attribute(schema::kTrain, schema::kLlm) + ", hash " + saved_hash +
                              "). Point model.llm at the same weights (or keep the same train.seed for a stand-in).");

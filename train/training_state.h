@@ -62,11 +62,12 @@ void write_training_state(const std::string& folder, const TrainingSnapshot& sna
 // layout `optimizer` has now (Note [Re-sharding the optimizer]). Returns the saved dist.zero.
 int64_t restore_optimizer_state(const std::string& folder, optim::AdamW& optimizer);
 
-// Restores model, optimizer, RNG and this rank's sampler state from a committed checkpoint: exactly when the
+// Restores model, optimizer, RNG and this rank's sampler state from a committed checkpoint of the frozen LLM
+// whose frozen_llm_hash (as loaded) is `llm_hash`: exactly when the
 // world size is the same; with another world size the weights and optimizer are exact, every source starts
 // its next epoch on the new shards, and a warning says so. Throws with a message when the frozen LLM or
 // the parameter set differ.
 RunState read_training_state(const std::string& folder, int rank, int world, model::SpeechLM& lm,
-                             optim::AdamW& optimizer);
+                             optim::AdamW& optimizer, const std::string& llm_hash);
 
 }  // namespace vtb::train

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "compat/bf16_autocast.h"
 #include "model/decoder_lm.h"
 
 namespace vtb::model {
@@ -250,6 +251,50 @@ TEST_P(Families, ActivationCheckpointingGivesTheSameGradients) {
   const auto plain = grads(false), checkpointed = grads(true);
   ASSERT_EQ(plain.size(), checkpointed.size());
   for (size_t i = 0; i < plain.size(); ++i) EXPECT_LE(max_diff(plain[i], checkpointed[i]), 1e-6) << i;
+}
+
+// Note [Frozen weights in bf16]: under bf16 autocast, frozen projections stored in bf16 give the same logits and
+// LoRA gradients bit for bit as float32-stored ones, whether the weights were exact in bf16 (then the embedding
+// is stored in bf16 too) or not (then it stays float32); norms stay float32 either way.
+TEST_P(Families, FrozenWeightsStoredInBf16GiveTheSameBitsUnderAutocast) {
+  for (const bool bf16_checkpoint : {false, true}) {
+    auto run = [&](bool store_bf16, DecoderLMImpl::FrozenStorage* stored) {
+      torch::manual_seed(8);
+      DecoderLM lm(tiny(GetParam()), lora(LoraLayout::Fused));
+      randomize_lora(lm);
+      lm->freeze_base();
+      if (bf16_checkpoint) {  // as a checkpoint published in bf16: every frozen value exact in bf16
+        torch::NoGradGuard no_grad;
+        for (auto& p : lm->named_parameters())
+          if (!p.value().requires_grad()) p.value().copy_(p.value().to(torch::kBFloat16));
+      }
+      if (store_bf16) *stored = lm->store_frozen(torch::kBFloat16);
+      for (auto& p : lm->named_parameters()) {
+        const bool norm = p.key().find("norm") != std::string::npos;
+        const bool embedding = p.key().find("embed_tokens") != std::string::npos;
+        const bool narrow = store_bf16 && !p.value().requires_grad() && !norm && (!embedding || bf16_checkpoint);
+        EXPECT_EQ(p.value().scalar_type(), narrow ? torch::kBFloat16 : torch::kFloat) << p.key();
+      }
+      at::Tensor ids = torch::randint(0, 53, {2, 7}, torch::kLong);
+      at::Tensor logits;
+      {
+        compat::Bf16Autocast autocast(torch::kCPU, true);
+        logits = lm->forward(ids);
+      }
+      logits.to(torch::kFloat).logsumexp(-1).mean().backward();
+      std::vector<at::Tensor> out{logits.detach()};
+      for (auto& p : lm->named_parameters())
+        if (p.value().requires_grad()) out.push_back(p.value().grad().clone());
+      return out;
+    };
+    DecoderLMImpl::FrozenStorage stored;
+    const auto a = run(false, nullptr), b = run(true, &stored);
+    EXPECT_EQ(stored.embedding, bf16_checkpoint);
+    EXPECT_LT(stored.bytes_after, stored.bytes_before);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TRUE(at::equal(a[i], b[i])) << "tensor " << i << " bf16 checkpoint " << bf16_checkpoint;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(GemmaAndLlama, Families, ::testing::Values("gemma", "llama"));
