@@ -95,6 +95,10 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("train.weight_decay", po::value<double>()->default_value(schedule.adamw.weight_decay)->notifier(at_least(0.0)), "AdamW decoupled weight decay (not on norms, biases, pos biases)")
       ("train.beta1", po::value<double>()->default_value(schedule.adamw.beta1)->notifier(between(0, 1, true)), "AdamW beta1")
       ("train.beta2", po::value<double>()->default_value(schedule.adamw.beta2)->notifier(between(0, 1, true)), "AdamW beta2")
+      ("train.fused_adamw", po::value<std::string>()->default_value(choice_name(schedule.adamw.fused, optim::kFusedAdamW))->notifier(
+         [](const std::string& v) { parse_choice<optim::AdamWOptions::Fused>("train.fused_adamw", v, optim::kFusedAdamW); }),
+       "AdamW in LibTorch's fused kernel: on, off (written out in ATen ops) or auto (on for CUDA; off on CPU, where "
+       "the fused kernel would make dist.zero 1/2 differ from 0 by an ulp; Note [Fused AdamW])")
       ("train.clip", po::value<double>()->default_value(schedule.clip)->notifier(at_least(0.0)), "global gradient-norm clip (0 = off)")
       ("train.max_bad_steps", po::value<int64_t>()->default_value(schedule.max_bad_steps)->notifier(at_least<int64_t>(1)), "consecutive NaN/Inf steps that stop the run")
       ("train.fixed_batch", po::value<std::string>()->default_value(t.fixed_batch), "benchmarks: a safetensors batch trained on every step instead of the data mix; writes RUN_DIR/initial_parameters.safetensors (Note [Fixed batch])")

@@ -17,7 +17,8 @@ train::TrainSettings read_train_settings(const Config& c) {
   t.lr = c.real("train.lr");
   t.lr_min = c.real("train.lr_min");
   t.clip = c.real("train.clip");
-  t.adamw = optim::AdamWOptions{c.real("train.beta1"), c.real("train.beta2"), 1e-8, c.real("train.weight_decay")};
+  t.adamw = optim::AdamWOptions{c.real("train.beta1"), c.real("train.beta2"), 1e-8, c.real("train.weight_decay"),
+                                c.choice<optim::AdamWOptions::Fused>("train.fused_adamw", optim::kFusedAdamW)};
   s.precision = parse_choice<train::Precision>("run.precision", c.str("run.precision"), train::kPrecisions);
   s.fixed_batch = c.str("train.fixed_batch");
   s.model = read_speech_lm_settings(c);

@@ -15,6 +15,8 @@ bool default_decays(const std::string& name, const at::Tensor& t) {
 AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
     : params_(std::move(params)), options_(options) {
   for (const auto& [name, p] : params_) decay_[name] = default_decays(name, p);
+  const bool cuda = !params_.empty() && params_.front().second.is_cuda();
+  fused_ = options_.fused == AdamWOptions::Fused::On || (options_.fused == AdamWOptions::Fused::Auto && cuda);
 }
 
 void AdamW::shard(const ShardLayout& layout) {
@@ -25,6 +27,7 @@ void AdamW::shard(const ShardLayout& layout) {
 
 void AdamW::step(double lr) {
   c10::AutoGradMode no_grad(false);
+  Batch batch;
   for (size_t k = 0; k < params_.size(); ++k) {
     at::Tensor p = params_[k].second, g = params_[k].second.grad();
     if (!g.defined()) continue;
@@ -36,30 +39,69 @@ void AdamW::step(double lr) {
       p = p.view({-1}).narrow(0, offset, it->second.length);
       g = g.reshape({-1}).narrow(0, offset, it->second.length);
     }
-    update(params_[k].first, p, g, offset, lr);
+    add(batch, params_[k].first, p, g, offset);
   }
+  apply(batch, lr);
 }
 
 void AdamW::step(double lr, const std::vector<at::Tensor>& bucket_grads) {
   if (!sharded()) throw std::logic_error("AdamW::step with gradient pieces needs a sharded optimizer");
   c10::AutoGradMode no_grad(false);
+  Batch batch;
   for (const auto& [k, piece] : piece_) {  // parameter order, as step(lr)
     const at::Tensor p = params_[k].second.view({-1}).narrow(0, piece.offset, piece.length);
-    update(params_[k].first, p, bucket_grads.at(piece.bucket).narrow(0, piece.at, piece.length), piece.offset, lr);
+    add(batch, params_[k].first, p, bucket_grads.at(piece.bucket).narrow(0, piece.at, piece.length), piece.offset);
   }
+  apply(batch, lr);
 }
 
-void AdamW::update(const std::string& name, at::Tensor p, const at::Tensor& g, int64_t offset, double lr) {
-  const double b1 = options_.beta1, b2 = options_.beta2;
+void AdamW::add(Batch& batch, const std::string& name, at::Tensor p, const at::Tensor& g, int64_t offset) {
   ParamState& s = state_[name];
   if (!s.exp_avg.defined()) {
     s.exp_avg = at::zeros_like(p);
     s.exp_avg_sq = at::zeros_like(p);
     s.offset = offset;
   }
+  batch.names.push_back(name);
+  batch.params.push_back(std::move(p));
+  batch.grads.push_back(g);
+  batch.offsets.push_back(offset);
+}
+
+void AdamW::apply(const Batch& batch, double lr) {
+  if (!fused_) {
+    for (size_t i = 0; i < batch.names.size(); ++i)
+      update(state_[batch.names[i]], decay_[batch.names[i]], batch.params[i], batch.grads[i], lr);
+    return;
+  }
+  // One fused call per weight-decay group and device (Note [Fused AdamW]); the kernel takes each tensor's
+  // step count after this step's increment, as float32 tensors beside the parameters.
+  for (const bool decay : {true, false}) {
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+    std::vector<float> steps;
+    for (size_t i = 0; i < batch.names.size(); ++i) {
+      if (decay_[batch.names[i]] != decay) continue;
+      ParamState& s = state_[batch.names[i]];
+      ++s.step;
+      params.push_back(batch.params[i]);
+      grads.push_back(batch.grads[i]);
+      exp_avgs.push_back(s.exp_avg);
+      exp_avg_sqs.push_back(s.exp_avg_sq);
+      steps.push_back(static_cast<float>(s.step));
+    }
+    if (params.empty()) continue;
+    const at::Tensor step_tensor = at::tensor(steps, at::kFloat).to(params.front().device(), /*non_blocking=*/true);
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, step_tensor.unbind(), lr, options_.beta1,
+                      options_.beta2, decay ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false,
+                      /*maximize=*/false);
+  }
+}
+
+void AdamW::update(ParamState& s, bool decay, at::Tensor p, const at::Tensor& g, double lr) {
+  const double b1 = options_.beta1, b2 = options_.beta2;
   ++s.step;
-  if (decay_[name] && options_.weight_decay > 0) p.mul_(1 - lr * options_.weight_decay);
-  s.exp_avg.mul_(b1).add_(g, 1 - b1);
+  if (decay && options_.weight_decay > 0) p.mul_(1 - lr * options_.weight_decay);
+  s.exp_avg.lerp_(g, 1 - b1);
   s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2);
   const double bias1 = 1 - std::pow(b1, static_cast<double>(s.step));
   const double bias2 = 1 - std::pow(b2, static_cast<double>(s.step));

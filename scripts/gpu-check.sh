@@ -5,8 +5,12 @@
 #   2. runs the unit tests with CUDA available (the CudaPath tests run instead of skipping) and the NCCL
 #      collective check at -np 1 (NCCL refuses two ranks on one GPU: multi-rank NCCL needs one GPU per rank);
 #   3. trains a paper-3b-sized model on the GPU for 50 steps: a random stand-in LLM of Gemma-2B's shape
-#      (frozen, float32 weights, compute in bf16 autocast), Canary-1B's encoder shape and the 2-layer
-#      adapter, LoRA rank 32 fused; reports step time, tokens/s, audio s/s, peak GPU memory and MFU;
+#      (frozen; projections stored in bf16 by model.frozen_dtype = auto, compute in bf16 autocast),
+#      Canary-1B's encoder shape and the 2-layer adapter, LoRA rank 32 fused; with CUDA's sync-debug mode set
+#      to "error" from step 3 (VTB_CUDA_SYNC_DEBUG_FROM_STEP), so any synchronisation in steps 3-50 but the
+#      one read per step (Note [One read per step]) fails the check; reports step time, tokens/s, audio s/s,
+#      MFU against the GPU's bf16 peak, and peak GPU memory beside the model state `vtb model summary`
+#      predicts for one rank;
 #   4. checks a CUDA resume (configs/small.ini, dropout on, run.deterministic): 10 steps + a SIGKILL + a
 #      resume equals 20 straight steps bit for bit in every loss;
 #   5. runs those 20 steps again with dist.zero = 2 (NCCL reduce-scatter into gradient pieces, sharded AdamW,
@@ -64,10 +68,15 @@ cd "$work"
 sources=(--data.source="asr asr 0.40 data/synth/asr_train.jsonl" --data.source="ast ast 0.20 data/synth/ast_train.jsonl"
          --data.source="sqa sqa 0.25 data/synth/sqa_train.jsonl" --data.source="text text 0.15 data/synth/text_train.jsonl")
 log "[$(since) s] paper-3b-sized model, 50 steps"
+VTB_CUDA_SYNC_DEBUG_FROM_STEP=3 \
 "$src/build-gpu/launch/vtb-run" -n 1 train --config "$src/configs/paper-3b.ini" --model.llm= --run.device=cuda \
   --run.dir=paper "${sources[@]}" --data.tokenizer=data/synth/tokenizer.model --train.max_steps=50 \
   --train.warmup_steps=5 --ckpt.every_steps=0 --run.peak_tflops="$PEAK_TFLOPS" --log.level=info >paper.log 2>&1 ||
-  { tail -30 paper.log; die "paper-3b training"; }
+  { grep -m3 -i "synchroniz" paper.log; tail -30 paper.log; die "paper-3b training"; }
+# Model state one rank holds (dist.zero 0): the stand-in's float32 values are not exact in bf16, so its
+# embedding stays float32 (the "float32 checkpoint" row).
+predicted_gb=$("$vtb" model summary --config "$src/configs/paper-3b.ini" --model.llm= --ranks 1 |
+  sed -n 's/^total, bfloat16 (a float32 checkpoint) *\([0-9.]*\) .*/\1/p')
 
 # ---- 4. CUDA resume: 10 + resume = 20 straight -----------------------------------------------------------------
 log "[$(since) s] CUDA resume check (small, dropout 0.1, deterministic)"
@@ -86,9 +95,9 @@ log "[$(since) s] dist.zero = 2 on the GPU (small, 1 rank)"
 small zero2 --dist.zero=2 || { tail -20 zero2.log; die "dist.zero = 2 run"; }
 
 # ---- the table ---------------------------------------------------------------------------------------------------
-/usr/bin/python3 - "$work" "$gpu" "$unit_line" "$cuda_ran" "$cuda_skipped" "$(since)" <<'PY'
+/usr/bin/python3 - "$work" "$gpu" "$unit_line" "$cuda_ran" "$cuda_skipped" "$(since)" "$predicted_gb" <<'PY'
 import json, statistics, sys
-work, gpu, unit_line, cuda_ran, cuda_skipped, elapsed = sys.argv[1:]
+work, gpu, unit_line, cuda_ran, cuda_skipped, elapsed, predicted_gb = sys.argv[1:]
 lines = [json.loads(l) for l in open(f"{work}/paper/metrics.jsonl")]
 steady = [l for l in lines if l["step"] > 5]  # the first steps include allocator warm-up
 med = lambda k: statistics.median(l[k] for l in steady)
@@ -108,7 +117,9 @@ rows = [
     ("audio seconds/s", f"{med('audio_s_per_s'):,.1f}"),
     ("model TFLOP/s", f"{med('model_tflops'):.1f}"),
     ("MFU (dense bf16 peak)", f"{100 * med('mfu'):.1f} %" if "mfu" in steady[0] else "n/a (PEAK_TFLOPS unknown)"),
-    ("peak GPU memory", f"{max(l['gpu_peak_gib'] for l in lines):.1f} GiB"),
+    ("peak GPU memory", f"{max(l['gpu_peak_gib'] for l in lines):.1f} GiB, of which model state "
+                        f"{float(predicted_gb) * 1e9 / 2**30:.1f} GiB predicted by vtb model summary (the rest: activations)"),
+    ("CUDA syncs in steps 3-50 (sync-debug mode: error)", "none but the one read per step"),
     ("loss step 1 -> 50", f"{lines[0]['loss']:.3f} -> {lines[-1]['loss']:.3f}"),
     ("CUDA resume 10 + 10 vs 20 straight", "bit for bit" if same else f"DIFFERENT: {[(x, y) for x, y in zip(a, b) if x != y][:2]}"),
     ("dist.zero = 2 vs 0, 20 losses", "bit for bit" if a == z else f"max relative difference {zero_rel:.1e}"),

@@ -49,4 +49,18 @@ class HostReadCounter {
   void reset();
 };
 
+// While alive with `on`, CUDA's sync-debug mode is "error": any synchronisation with the GPU but read_to_host's
+// throws LibTorch's error naming it (VTB_CUDA_SYNC_DEBUG_FROM_STEP=N sets it for steps N on, from drawing the
+// batch to logging it; scripts/gpu-check.sh). Nothing on a build without CUDA.
+class SyncDebugErrors {
+ public:
+  explicit SyncDebugErrors(bool on);
+  ~SyncDebugErrors();
+  SyncDebugErrors(const SyncDebugErrors&) = delete;
+  SyncDebugErrors& operator=(const SyncDebugErrors&) = delete;
+
+ private:
+  bool on_;
+};
+
 }  // namespace vtb::train

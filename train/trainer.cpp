@@ -78,16 +78,21 @@ class BufferSnapshot {
 
 // VTB_COUNT_HOST_READS=1: counts each step's reads of the device (Note [One read per step]), from drawing
 // its batch to logging it, and reports the most in any step when the run ends (tests/e2e/host_reads.sh).
+// VTB_CUDA_SYNC_DEBUG_FROM_STEP=N: over the same span of steps N on, CUDA's sync-debug mode is "error".
 class StepReads {
  public:
   StepReads() {
     const char* on = std::getenv("VTB_COUNT_HOST_READS");
     if (on != nullptr && std::string(on) == "1") counter_.emplace();
+    const char* from = std::getenv("VTB_CUDA_SYNC_DEBUG_FROM_STEP");
+    if (from != nullptr && *from != '\0') sync_debug_from_ = std::stoll(from);
   }
-  void begin() {
+  void begin(int64_t step) {
     if (counter_) counter_->reset();
+    if (sync_debug_from_ > 0 && step >= sync_debug_from_) errors_.emplace(true);
   }
   void end() {
+    errors_.reset();
     if (!counter_) return;
     ++steps_;
     most_ = std::max(most_, counter_->reads());
@@ -104,6 +109,8 @@ class StepReads {
 
  private:
   std::optional<HostReadCounter> counter_;
+  std::optional<SyncDebugErrors> errors_;  // VTB_CUDA_SYNC_DEBUG_FROM_STEP: CUDA syncs in the step are errors
+  int64_t sync_debug_from_ = 0;
   int64_t steps_ = 0, most_ = 0, implicit_ = 0;
   std::map<std::string, int64_t> ops_;
 };
@@ -166,7 +173,7 @@ int run_training(dist::Communicator& comm, const TrainSettings& s, const RunCont
   BufferSnapshot buffers(lm);
   StepReads reads;
   while (run.step < schedule.max_steps) {
-    reads.begin();
+    reads.begin(run.step + 1);
     const auto started = std::chrono::steady_clock::now();
     const int64_t step = run.step + 1;
     const double lr =

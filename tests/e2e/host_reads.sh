@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Note [One read per step] (train/host_reads.h): with VTB_COUNT_HOST_READS=1 `vtb train` counts every step's
 # reads of the device, from drawing its batch to logging it: at most one read_to_host and no read ATen makes
-# on its own (.item(), nonzero(), ...) in any step, for the plain data-parallel step with two micro-batches
-# and for dist.zero = 2. tests/unit/test_host_reads.cpp shows the counter sees an .item() when there is one.
+# on its own (.item(), nonzero(), ...) in any step, for the plain data-parallel step with two micro-batches,
+# for dist.zero = 2, and with the fused AdamW kernel (its own .item() of each step count on CPU is not the
+# step's: Note [Fused AdamW]). tests/unit/test_host_reads.cpp shows the counter sees an .item() when there is one.
 # usage: host_reads.sh VTB_BINARY SOURCE_DIR WORK_DIR
 set -uo pipefail
 source "$(dirname "$0")/tiny_common.sh" "$@"
@@ -21,4 +22,6 @@ tiny 2 plain --train.max_steps=12 --train.micro_batches=2 --ckpt.every_steps=5 |
 check plain
 tiny 2 zero2 --train.max_steps=12 --dist.zero=2 --ckpt.every_steps=0 || fail "zero2 run"
 check zero2
+tiny 2 fused --train.max_steps=12 --train.fused_adamw=on --ckpt.every_steps=0 || fail "fused AdamW run"
+check fused
 echo "PASS"
