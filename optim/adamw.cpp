@@ -65,7 +65,6 @@ void AdamW::add(Batch& batch, const std::string& name, at::Tensor p, const at::T
   batch.names.push_back(name);
   batch.params.push_back(std::move(p));
   batch.grads.push_back(g);
-  batch.offsets.push_back(offset);
 }
 
 void AdamW::apply(const Batch& batch, double lr) {
@@ -122,8 +121,8 @@ at::Tensor gradient_square_sum(const std::vector<at::Tensor>& params) {
     at::Tensor sq = p.grad().to(at::kDouble).pow(2).sum();
     total = total.defined() ? total + sq : sq;
   }
-  if (!total.defined() && !params.empty()) total = at::zeros({}, params.front().options().dtype(at::kDouble));
-  return total.defined() ? total : at::zeros({}, at::kDouble);
+  if (total.defined()) return total;
+  return at::zeros({}, at::TensorOptions(at::kDouble).device(params.empty() ? at::kCPU : params.front().device()));
 }
 
 void scale_gradients(const std::vector<at::Tensor>& params, double scale) {

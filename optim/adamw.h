@@ -82,7 +82,6 @@ class AdamW {
   struct Batch {
     std::vector<std::string> names;
     std::vector<at::Tensor> params, grads;  // a parameter or its owned elements, and its gradient
-    std::vector<int64_t> offsets;           // as ParamState's
   };
   void add(Batch& batch, const std::string& name, at::Tensor p, const at::Tensor& g, int64_t offset);
   void apply(const Batch& batch, double lr);

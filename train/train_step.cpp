@@ -18,14 +18,6 @@ model::SpeechBatch to_model_batch(const data::Batch& b, const c10::Device& devic
   return model::SpeechBatch{b.ids, b.lengths, b.loss_mask, features, b.feature_lengths};
 }
 
-int64_t count_answer_tokens(const at::Tensor& loss_mask) {
-  const at::Tensor mask = loss_mask.to(torch::kCPU, torch::kBool).contiguous();
-  const bool* m = mask.data_ptr<bool>();
-  int64_t n = 0;
-  for (int64_t i = 0; i < mask.numel(); ++i) n += m[i];
-  return n;
-}
-
 // The fields read_step sums, in the one order it packs and unpacks them.
 std::vector<double*> fields(StepStatistics& s) {
   std::vector<double*> out{&s.loss_sum, &s.tokens, &s.audio_seconds, &s.positions, &s.frames, &s.skipped};
@@ -46,10 +38,11 @@ StepReading read_step(const StepStatistics& mine, const std::vector<bool>& flags
   for (const double* f : summed) packed.push_back(*f);
   for (bool f : flags) packed.push_back(f ? 1 : 0);
   at::Tensor t = torch::tensor(packed, torch::kDouble).to(comm.device(), /*non_blocking=*/true);
-  if (mine.device_loss_sums.defined()) {  // Σ CE at 0, the per-source sums after the five counts
+  if (mine.device_loss_sums.defined()) {  // Σ CE first; the per-source sums where fields() puts them
     const int64_t sources = static_cast<int64_t>(mine.source_loss_sum.size());
+    const int64_t first_source = static_cast<int64_t>(summed.size()) - 2 * sources;
     t.narrow(0, 0, 1).copy_(mine.device_loss_sums.narrow(0, 0, 1));
-    t.narrow(0, 6, sources).copy_(mine.device_loss_sums.narrow(0, 1, sources));
+    t.narrow(0, first_source, sources).copy_(mine.device_loss_sums.narrow(0, 1, sources));
   }
   comm.allreduce(t, dist::ReduceOp::Sum);
   if (gradient_square_sum) t = torch::cat({t, gradient_square_sum().to(torch::kDouble).reshape({1})});
@@ -68,11 +61,10 @@ StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Bat
                                 const StepOptions& options) {
   if (micro_batches.empty()) throw std::invalid_argument("forward_backward: no micro-batch");
   const c10::Device device = comm.device();
-  // 1. The step's answer tokens over every rank and micro-batch, before any backward: counted on the host,
-  // summed and turned into the scale world / N on the device (Note [One read per step]).
-  std::vector<int64_t> answer_tokens;
+  // 1. The step's answer tokens over every rank and micro-batch, before any backward: as the loader counted
+  // them on the host, summed and turned into the scale world / N on the device (Note [One read per step]).
   int64_t mine = 0;
-  for (const auto& b : micro_batches) mine += answer_tokens.emplace_back(count_answer_tokens(b.loss_mask));
+  for (const auto& b : micro_batches) mine += b.answer_tokens;
   at::Tensor count = torch::full({}, mine, torch::kLong).to(device, /*non_blocking=*/true);
   comm.allreduce(count, dist::ReduceOp::Sum);
   const at::Tensor total = count.to(torch::kDouble);
@@ -96,9 +88,9 @@ StepStatistics forward_backward(model::SpeechLM& lm, const std::vector<data::Bat
       compat::Bf16Autocast autocast(device.type(), options.bf16);
       out = lm->loss(to_model_batch(batch, device));
     }
-    if (out.tokens != answer_tokens[m])
+    if (out.tokens != batch.answer_tokens)
       throw std::logic_error("forward_backward: the model scored " + std::to_string(out.tokens) +
-                             " answer tokens where the batch marks " + std::to_string(answer_tokens[m]));
+                             " answer tokens where the batch marks " + std::to_string(batch.answer_tokens));
     at::Tensor loss_sum = options.corrupt_loss ? options.corrupt_loss(out.loss_sum) : out.loss_sum;
     // 2. ΣCE × world / N: the bucketer's average over ranks then yields ∇(ΣCE / N).
     (loss_sum * scale).backward();
