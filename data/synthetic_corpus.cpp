@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/audio.h"
+#include "data/mixed_modal.h"
 #include "data/speech_synthesizer.h"
 #include "data/tokenizer.h"
 
@@ -38,7 +39,7 @@ struct Item {
 // to translate and to answer a question about a text, and the text SFT conversations. Nothing of a test
 // split is in it.
 json lm_documents(const std::vector<Item>& asr, const std::vector<Item>& ast, const std::vector<Item>& sqa,
-                  const std::vector<Item>& text) {
+                  const std::vector<Item>& text, const std::vector<Item>& prose) {
   auto chat = [](const std::string& user, const std::string& answer) {
     return json{{"conversations", json::array({json{{"from", "User"}, {"value", user}},
                                                json{{"from", "Assistant"}, {"value", answer}}})}};
@@ -59,6 +60,10 @@ json lm_documents(const std::vector<Item>& asr, const std::vector<Item>& ast, co
   for (const auto& i : sqa)
     docs.push_back(chat(i.source_text + " " + i.line["question"].get<std::string>(), i.line["answer"]));
   for (const auto& i : text) docs.push_back(i.line);
+  for (const auto& i : prose) {  // real English, written (as a text) and transcribed (as ASR answers it)
+    docs.push_back(json{{"text", i.spoken}});
+    docs.push_back(chat("Repeat this sentence: " + i.spoken, i.line["answer"]));
+  }
   return docs;
 }
 
@@ -95,7 +100,10 @@ Split split(std::vector<std::vector<size_t>> combos, int train, int test, std::m
 
 class Writer {
  public:
-  Writer(const SynthOptions& o, SynthReport& report) : o_(o), report_(report) {}
+  Writer(const SynthOptions& o, SynthReport& report)
+      : o_(o), report_(report), training_(training_voice_names(o.engines)) {
+    for (const auto& engine : o.engines) held_out_.push_back(held_out_voice_name(engine));
+  }
 
   void write(const std::string& name, std::vector<Item>& items, bool test, std::mt19937_64& rng) {
     const fs::path manifest = fs::path(o_.out_dir) / (name + (test ? "_test.jsonl" : "_train.jsonl"));
@@ -104,26 +112,48 @@ class Writer {
     for (size_t i = 0; i < items.size(); ++i) {
       json line = items[i].line;
       if (!items[i].spoken.empty()) {
-        // Half of every test split is spoken by the voice training never hears.
-        const auto& voices = training_voice_names();
-        const Voice v = vary(test && i % 2 == 1 ? held_out_voice_name() : voices[rng() % voices.size()], rng);
-        fs::create_directories(audio_dir);
-        const std::string file = (audio_dir / (std::to_string(i) + ".wav")).string();
-        const std::vector<float> samples = tts_.speak(items[i].spoken, v);
-        write_wav(file, samples);
-        line["audio_filepath"] = fs::relative(file, o_.out_dir).string();
-        line["duration"] = static_cast<double>(samples.size()) / kSampleRate;
-        line["voice"] = v.name;
-        report_.audio_seconds += line["duration"].get<double>();
+        // Half of every test split is spoken by the voices training never hears (one per engine, in turn).
+        const std::string& name =
+            test && i % 2 == 1 ? held_out_[(i / 2) % held_out_.size()] : training_[rng() % training_.size()];
+        speak(items[i].spoken, vary(name, rng), audio_dir / (std::to_string(i) + ".wav"), line);
       }
       out << line.dump() << "\n";
     }
     report_.examples[manifest.filename().string()] = static_cast<int>(items.size());
   }
 
+  SpeechSynthesizer& tts() { return tts_; }
+
+  // asr_<engine>_test.jsonl: the asr test items again, every one spoken by `engine`'s held-out voice, with
+  // its own generator so that the rest of the corpus does not depend on which engines exist.
+  void write_engine_split(const std::string& engine, const std::vector<Item>& items, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    const fs::path manifest = fs::path(o_.out_dir) / ("asr_" + engine + "_test.jsonl");
+    const fs::path audio_dir = fs::path(o_.out_dir) / "audio" / ("asr_" + engine) / "test";
+    std::ofstream out(manifest);
+    for (size_t i = 0; i < items.size(); ++i) {
+      json line = items[i].line;
+      speak(items[i].spoken, vary(held_out_voice_name(engine), rng), audio_dir / (std::to_string(i) + ".wav"), line);
+      out << line.dump() << "\n";
+    }
+    report_.examples[manifest.filename().string()] = static_cast<int>(items.size());
+  }
+
  private:
+  void speak(const std::string& text, const Voice& v, const fs::path& file, json& line) {
+    fs::create_directories(file.parent_path());
+    const std::vector<float> samples = tts_.speak(text, v);
+    write_wav(file.string(), samples);
+    line["audio_filepath"] = fs::relative(file, o_.out_dir).string();
+    line["duration"] = static_cast<double>(samples.size()) / kSampleRate;
+    line["voice"] = v.name;
+    report_.audio_seconds += line["duration"].get<double>();
+    ++report_.voices[v.name];
+  }
+
   const SynthOptions& o_;
   SynthReport& report_;
+  std::vector<std::string> training_, held_out_;
   SpeechSynthesizer tts_;
 };
 
@@ -199,6 +229,71 @@ Split text_items(const SynthOptions& o, std::mt19937_64& rng, std::set<std::stri
   });
 }
 
+// An ASR answer from a prose sentence: lowercase words, the punctuation gone (apostrophes kept), as the
+// template sentences and pocketsphinx-testdata's transcripts are written.
+std::string transcript_of(const std::string& sentence) {
+  std::string out, word;
+  for (char c : sentence + " ") {
+    if (std::isalpha(static_cast<unsigned char>(c)) || (c == '\'' && !word.empty())) {
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (!word.empty()) {
+      out += (out.empty() ? "" : " ") + word;
+      word.clear();
+    }
+  }
+  return out;
+}
+
+// Real English spoken: prose sentences shuffled by their own generator, the first `prose_test` for testing.
+Split prose_items(const SynthOptions& o, std::set<std::string>& texts) {
+  std::vector<std::string> sentences = prose_sentences(o.prose_dir);
+  std::mt19937_64 rng(o.seed ^ 0x9605eULL);
+  std::shuffle(sentences.begin(), sentences.end(), rng);
+  if (static_cast<int>(sentences.size()) < o.prose_train + o.prose_test)
+    throw std::runtime_error("synth: " + o.prose_dir + " has " + std::to_string(sentences.size()) +
+                             " prose sentences, fewer than the " + std::to_string(o.prose_train + o.prose_test) +
+                             " asked for");
+  Split out;
+  for (int i = 0; i < o.prose_test + o.prose_train; ++i) {
+    const std::string& s = sentences[static_cast<size_t>(i)];
+    texts.insert(s);
+    (i < o.prose_test ? out.second : out.first)
+        .push_back(
+            Item{s, json{{"context", "Transcribe the audio."}, {"answer", transcript_of(s)}, {"lang", "en"}}, ""});
+  }
+  return out;
+}
+
+// text_multiturn_test.jsonl: held-out arithmetic questions two at a time (the first question and answer of
+// text test items 2k and 2k+1), and mixed_multiturn_test.jsonl: the same conversations with words inside
+// the second question spoken by the held-out voices (`vtb data mixgen`'s WordsInLaterTurn), scored on the
+// final answer.
+void write_multiturn_splits(const SynthOptions& o, const std::vector<Item>& text_test, SpeechSynthesizer& tts,
+                            SynthReport& report) {
+  const fs::path text = fs::path(o.out_dir) / "text_multiturn_test.jsonl";
+  {
+    std::ofstream out(text);
+    for (size_t k = 0; k + 1 < text_test.size(); k += 2) {
+      json turns = json::array();
+      for (size_t i : {k, k + 1})
+        for (size_t t : {0, 1}) turns.push_back(text_test[i].line["conversations"][t]);
+      out << json{{"conversations", turns}}.dump() << "\n";
+    }
+  }
+  report.examples[text.filename().string()] = static_cast<int>(text_test.size() / 2);
+  MixgenOptions m;
+  m.input = text.string();
+  m.out_dir = o.out_dir;
+  m.output = "mixed_multiturn_test.jsonl";
+  m.variants = 1;
+  m.seed = o.seed ^ 0x3017170ULL;
+  m.span = MixgenOptions::Span::WordsInLaterTurn;
+  for (const auto& engine : o.engines) m.voices.push_back(held_out_voice_name(engine));
+  const MixgenReport r = make_mixed_modal(m, tts);
+  report.examples[m.output] = static_cast<int>(r.examples);
+  report.audio_seconds += r.audio_seconds;
+}
+
 // asr_real_test.jsonl: pocketsphinx-testdata's LibriVox sentences and spoken card names, each folder's
 // transcript lines "<s> words </s> (utterance-id)" naming <folder>/<utterance-id>.wav. Human voices and
 // words the synthetic corpus never has: how far a model trained on espeak-ng speech carries.
@@ -260,6 +355,50 @@ void write_unseen_prompt_splits(const SynthOptions& o, SynthReport& report) {
 
 }  // namespace
 
+const std::vector<std::string>& prose_files() {
+  static const std::vector<std::string> files{"literature", "wisdom",    "people", "platitudes",
+                                              "education",  "work",      "love",   "miscellaneous",
+                                              "fortunes",   "humorists", "science"};
+  return files;
+}
+
+std::vector<std::string> prose_sentences(const std::string& dir) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  auto keep = [&](const std::string& sentence) {
+    size_t start = sentence.find_first_not_of(' ');
+    if (start == std::string::npos) return;
+    const std::string s = sentence.substr(start);
+    for (char c : s)
+      if (!std::isalpha(static_cast<unsigned char>(c)) && std::string(" ,;.!?'-").find(c) == std::string::npos) return;
+    std::istringstream words(transcript_of(s));
+    int n = 0;
+    for (std::string w; words >> w;) ++n;
+    if (n >= 5 && n <= 14 && seen.insert(s).second) out.push_back(s);
+  };
+  for (const auto& name : prose_files()) {
+    std::ifstream in(fs::path(dir) / name);
+    std::string entry;
+    auto flush = [&] {
+      for (const auto& s : split_sentences(entry)) keep(s);
+      entry.clear();
+    };
+    for (std::string line; std::getline(in, line);) {
+      if (line == "%") {
+        flush();
+        continue;
+      }
+      const size_t first = line.find_first_not_of(" \t");
+      if (first == std::string::npos || line.compare(first, 2, "--") == 0) continue;  // blank, attribution
+      std::istringstream words(line);
+      for (std::string w; words >> w;) entry += (entry.empty() ? "" : " ") + w;
+    }
+    flush();
+  }
+  if (out.empty()) throw std::runtime_error("synth: no prose sentences in " + dir + " (apt-get install fortunes)");
+  return out;
+}
+
 const std::vector<std::pair<std::string, std::vector<std::string>>>& unseen_prompts() {
   static const std::vector<std::pair<std::string, std::vector<std::string>>> prompts{
       {"asr",
@@ -295,11 +434,25 @@ SynthReport make_synthetic_corpus(const SynthOptions& o) {
   writer.write("sqa", sqa.second, true, rng);
   writer.write("text", text.first, false, rng);
   writer.write("text", text.second, true, rng);
+  Split prose;
+  if (o.prose_train > 0 || o.prose_test > 0) {
+    prose = prose_items(o, texts);
+    writer.write("asr_prose", prose.first, false, rng);
+    writer.write("asr_prose", prose.second, true, rng);
+  }
   write_real_speech_split(o, report);
   write_unseen_prompt_splits(o, report);
+  write_multiturn_splits(o, text.second, writer.tts(), report);
+  for (const auto& engine : synthesis_engines()) {
+    if (const std::string missing = engine_missing(engine); !missing.empty()) {
+      spdlog::warn("synth: {}: asr_{}_test.jsonl not written", missing, engine);
+      continue;
+    }
+    writer.write_engine_split(engine, asr.second, o.seed ^ 0x7e57e5a1ULL);
+  }
   {
     std::ofstream out(fs::path(o.out_dir) / "lm_train.jsonl");
-    const json docs = lm_documents(asr.first, ast.first, sqa.first, text.first);
+    const json docs = lm_documents(asr.first, ast.first, sqa.first, text.first, prose.first);
     for (const auto& d : docs) out << d.dump() << "\n";
     report.examples["lm_train.jsonl"] = static_cast<int>(docs.size());
   }

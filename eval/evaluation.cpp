@@ -100,6 +100,7 @@ void score(data::Task task, EvalResult& r) {
     } else {
       r.metric = "exact_match";
       r.value = exact;
+      if (task == data::Task::Mixed) r.also["rouge_l"] = mean_rouge_l(refs, hyps);  // partial credit, as sqa
     }
   }
 }

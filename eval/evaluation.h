@@ -1,6 +1,6 @@
 // `vtb eval`: decode a manifest sharded across ranks and score it the way each task is scored.
-//   asr → corpus WER (English normaliser); ast → BLEU; sqa → ROUGE-L F1 and exact match; text and mixed →
-//   exact match (normalised).
+//   asr → corpus WER (English normaliser); ast → BLEU; sqa → ROUGE-L F1 and exact match; text → exact match
+//   (normalised); mixed → exact match and ROUGE-L F1.
 #pragma once
 
 #include <map>

@@ -1,18 +1,24 @@
 // vtb data ...: tools between audio/text files and training data.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "data/audio.h"
 #include "data/features.h"
 #include "data/manifest.h"
 #include "data/mixed_modal.h"
+#include "data/speech_synthesizer.h"
 #include "data/synthetic_corpus.h"
 #include "data/tokenizer.h"
 #include "dist/exit_codes.h"
+#include "eval/vocabulary.h"
 #include "launch/command_line.h"
 #include "launch/commands.h"
 #include "launch/config.h"
@@ -54,23 +60,69 @@ int data_features_command(int argc, char** argv) {
   return kExitOk;
 }
 
+// --engines as a list of synthesis engines; a bad one is a ConfigError naming the flag.
+std::vector<std::string> engines_option(const ParsedCommand& cmd) {
+  try {
+    return data::parse_engines(cmd.options["engines"].as<std::string>(), "--engines");
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+}
+
+// <dir>/oov.json and a line per test split: the share of its reference words that no training text of the
+// corpus (its *_train.jsonl and lm_train.jsonl) contains.
+void report_oov(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> train, test;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.ends_with("_train.jsonl")) train.push_back(entry.path().string());
+    if (name.ends_with("_test.jsonl")) test.push_back(entry.path().string());
+  }
+  std::sort(test.begin(), test.end());
+  const std::set<std::string> vocabulary = eval::manifest_words(train);
+  nlohmann::json out = nlohmann::json::object();
+  std::cout << "out of vocabulary (reference words no training text has, of " << vocabulary.size()
+            << " words trained on):\n";
+  for (const auto& path : test) {
+    const eval::OovRate r = eval::out_of_vocabulary(vocabulary, path);
+    const std::string name = fs::path(path).filename().string();
+    std::vector<std::string> examples(r.types.begin(), r.types.end());
+    if (examples.size() > 12) examples.resize(12);
+    out[name] = {{"words", r.words}, {"unseen", r.unseen}, {"rate", r.rate()}, {"unseen_words", examples}};
+    std::ostringstream line;
+    line.precision(1);
+    line << std::fixed << "  " << name << ": " << 100 * r.rate() << " % (" << r.unseen << " of " << r.words << ")";
+    for (const auto& w : examples) line << " " << w;
+    std::cout << line.str() << "\n";
+  }
+  std::ofstream(fs::path(dir) / "oov.json") << out.dump(1) << "\n";
+}
+
 int data_synth_command(int argc, char** argv) {
   po::options_description options("Options");
   options.add_options()("out", po::value<std::string>()->default_value("data/synth"), "output folder")(
       "seed", po::value<uint64_t>()->default_value(1), "random seed (the corpus is deterministic for a seed)")(
       "scale", po::value<double>()->default_value(1.0), "multiply every split's size")(
-      "vocab", po::value<int>()->default_value(512), "tokenizer vocabulary (upper bound)");
+      "vocab", po::value<int>()->default_value(512), "tokenizer vocabulary (upper bound)")(
+      "engines", po::value<std::string>()->default_value("espeak-ng"),
+      "synthesizers whose voices speak the corpus, comma-separated: espeak-ng, flite, festival")(
+      "prose", po::value<int>()->default_value(0),
+      "real English: N sentences of Debian's fortunes for asr_prose_train.jsonl, N/6 for its test split");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help(
-        "vtb data synth [--out data/synth] [--seed 1] [--scale 1]",
-        "Makes a speech corpus with espeak-ng: ASR (sentences, digit strings), AST (English speech "
-        "to German text), SQA and text SFT, train and test splits (test: unseen sentences, half "
-        "of it in an unseen voice), manifests, and a SentencePiece tokenizer trained on its text.",
+        "vtb data synth [--out data/synth] [--seed 1] [--scale 1] [--engines espeak-ng,flite,festival]",
+        "Makes a speech corpus: ASR (sentences, digit strings), AST (English speech to German text), "
+        "SQA and text SFT, train and test splits (test: unseen sentences, half of it in voices "
+        "training never hears, one held out per engine), every engine's held-out voice on the ASR "
+        "test sentences (asr_<engine>_test.jsonl), manifests, and a SentencePiece tokenizer "
+        "trained on its text.",
         options);
     return kExitOk;
   }
   data::SynthOptions o;
+  o.engines = engines_option(cmd);
   o.out_dir = cmd.options["out"].as<std::string>();
   o.seed = cmd.options["seed"].as<uint64_t>();
   o.tokenizer_vocab = cmd.options["vocab"].as<int>();
@@ -79,12 +131,25 @@ int data_synth_command(int argc, char** argv) {
   for (int* n :
        {&o.asr_train, &o.asr_test, &o.ast_train, &o.ast_test, &o.sqa_train, &o.sqa_test, &o.text_train, &o.text_test})
     *n = std::max(2, static_cast<int>(*n * k));
+  if (const int prose = cmd.options["prose"].as<int>(); prose > 0) {
+    o.prose_train = std::max(2, static_cast<int>(prose * k));
+    o.prose_test = std::max(2, o.prose_train / 6);
+  } else if (prose < 0) {
+    throw ConfigError("--prose must be ≥ 0");
+  }
   const auto start = std::chrono::steady_clock::now();
   const data::SynthReport r = data::make_synthetic_corpus(o);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (const auto& [file, n] : r.examples) std::cout << o.out_dir << "/" << file << ": " << n << " examples\n";
+  for (const auto& engine : data::synthesis_engines()) {
+    std::cout << "voices of " << engine << ":";
+    for (const auto& [voice, n] : r.voices)
+      if (data::engine_of(voice) == engine) std::cout << " " << voice << " (" << n << ")";
+    std::cout << "; held out for testing: " << data::held_out_voice_name(engine) << "\n";
+  }
   std::cout << o.out_dir << "/tokenizer.model\n"
             << "audio: " << r.audio_seconds / 60 << " min synthesised in " << seconds << " s\n";
+  report_oov(o.out_dir);
   return kExitOk;
 }
 
@@ -93,13 +158,15 @@ int data_mixgen_command(int argc, char** argv) {
   options.add_options()("input", po::value<std::string>(), "text-SFT manifest (JSONL with \"conversations\")")(
       "out", po::value<std::string>(), "output folder: mixed.jsonl and audio/mixed/")(
       "variants", po::value<int>()->default_value(2), "variants per conversation (K)")(
-      "seed", po::value<uint64_t>()->default_value(1), "random seed");
+      "seed", po::value<uint64_t>()->default_value(1), "random seed")(
+      "engines", po::value<std::string>()->default_value("espeak-ng"),
+      "synthesizers whose training voices speak, comma-separated: espeak-ng, flite, festival");
   const ParsedCommand cmd = parse_command(argc, argv, options);
   if (cmd.help) {
     std::cout << command_help(
-        "vtb data mixgen --input text.jsonl --out DIR [--variants K]",
+        "vtb data mixgen --input text.jsonl --out DIR [--variants K] [--engines espeak-ng]",
         "Makes mixed-modal SFT the paper's way: per conversation up to K variants, each replacing "
-        "a random contiguous span of one user turn's sentences with espeak-ng speech.",
+        "a random contiguous span of one user turn's sentences with synthesized speech.",
         options);
     return kExitOk;
   }
@@ -110,6 +177,7 @@ int data_mixgen_command(int argc, char** argv) {
   o.out_dir = cmd.options["out"].as<std::string>();
   o.variants = cmd.options["variants"].as<int>();
   o.seed = cmd.options["seed"].as<uint64_t>();
+  o.engines = engines_option(cmd);
   o.skip_bad_lines = config.choice<bool>("data.on_error", data::kOnErrorSkips);
   const data::MixgenReport r = data::make_mixed_modal(o);
   std::cout << o.out_dir << "/mixed.jsonl: " << r.examples << " examples from " << r.conversations << " conversations, "

@@ -3,29 +3,35 @@
 # (made first, by the quickstart's own steps, when BASE lacks them) for
 #   rank  LoRA rank 4, 16, 64 (lora.alpha = rank × the config's alpha/rank: the update's scale stays fixed)
 #   mix   text share 0, 0.15, 0.30 of the mix (the speech sources keep their proportions in the rest)
+#   tts   the synthesizers that speak the training corpus: espeak-ng alone, then espeak-ng, flite and festival
+#         (each corpus made by `vtb data synth --engines` into data/synth-tts/<engines>/, same seed, so the
+#         same sentences and tokenizer; every point is tested on data/synth's splits, whose asr_flite and
+#         asr_festival splits are spoken by voices no corpus trains on)
 # each point with seeds 1..N, then `vtb eval` on every test split; one table and one picture per sweep.
 # A point lives in OUT/<sweep>/<value>/seed<k>/: an evaluated point is never trained again, an interrupted one
 # resumes from its checkpoint, so killing and restarting the script gives the same tables.
-# usage: scripts/experiments.sh [--sweep rank|mix|all] [--seeds N] [--config C] [--steps S]
-#                               [--ranks "4 16 64"] [--shares "0 0.15 0.30"] [--base DIR] [--out DIR]
+# usage: scripts/experiments.sh [--sweep rank|mix|tts|all] [--seeds N] [--config C] [--steps S] [--ranks "4 16 64"]
+#          [--shares "0 0.15 0.30"] [--corpora "espeak-ng espeak-ng,flite,festival"] [--base DIR] [--out DIR]
+# (all: rank and mix)
 # Run from the repository root (data/synth/ and runs/ are relative to where it runs); VTB_BIN_DIR names
 # another folder holding vtb and vtb-run than build/launch.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sweep=all seeds=1 config=$root/configs/small.ini steps= ranks="4 16 64" shares="0 0.15 0.30"
+corpora="espeak-ng espeak-ng,flite,festival"
 base=runs/quickstart out=runs/experiments
 die() { echo "experiments: $*" >&2; exit 2; }
 while (($#)); do
   case $1 in
-    --sweep|--seeds|--config|--steps|--ranks|--shares|--base|--out)
+    --sweep|--seeds|--config|--steps|--ranks|--shares|--corpora|--base|--out)
       (($# >= 2)) || die "$1 needs a value"
       declare "${1#--}=$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) die "unknown argument $1 (--sweep, --seeds, --config, --steps, --ranks, --shares, --base, --out)" ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (--sweep, --seeds, --config, --steps, --ranks, --shares, --corpora, --base, --out)" ;;
   esac
 done
-case $sweep in rank) sweeps=(rank) ;; mix) sweeps=(mix) ;; all) sweeps=(rank mix) ;;
-  *) die "--sweep $sweep: expected rank, mix or all" ;;
+case $sweep in rank) sweeps=(rank) ;; mix) sweeps=(mix) ;; tts) sweeps=(tts) ;; all) sweeps=(rank mix) ;;
+  *) die "--sweep $sweep: expected rank, mix, tts or all" ;;
 esac
 [[ $seeds =~ ^[1-9][0-9]*$ ]] || die "--seeds $seeds: expected a positive whole number"
 [[ -z $steps || $steps =~ ^[1-9][0-9]*$ ]] || die "--steps $steps: expected a positive whole number"
@@ -34,6 +40,10 @@ for r in $ranks; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "--ranks: rank '$r' must be
 for s in $shares; do
   /usr/bin/python3 -c "import sys; s = float(sys.argv[1]); sys.exit(0 if 0 <= s < 1 else 1)" "$s" 2>/dev/null ||
     die "--shares: text share '$s' must be a number in [0, 1)"
+done
+for c in $corpora; do
+  [[ $c =~ ^(espeak-ng|flite|festival)(,(espeak-ng|flite|festival))*$ ]] ||
+    die "--corpora: '$c' must be engines joined by commas (espeak-ng, flite, festival)"
 done
 grep -qE '^source *= *[^ ]+ +text ' "$config" || die "--config $config has no text source to share the mix with"
 
@@ -53,7 +63,7 @@ config_alpha=$(sed -n '/^\[lora\]/,/^\[/s/^alpha *= *//p' "$config" | head -1)
 point_args() {
   case $1 in
     rank) echo "--lora.rank=$2 --lora.alpha=$(/usr/bin/python3 -c "print($2 * ${config_alpha:-16} / ${config_rank:-16})")" ;;
-    mix) echo "" ;;
+    mix|tts) echo "" ;;
   esac
 }
 point_config() {  # SWEEP VALUE FILE
@@ -75,6 +85,14 @@ for l in lines:
         out.append(l)
 open(path, "w").write("\n".join(out) + "\n")
 PY
+  elif [[ $1 == tts ]]; then
+    local corpus=data/synth-tts/$2
+    if [[ ! -f $corpus/tokenizer.model ]]; then
+      mkdir -p "$corpus"
+      $vtb data synth --engines "$2" --out "$corpus" >"$corpus/synth.log" 2>&1 ||
+        { tail -5 "$corpus/synth.log"; die "tts=$2: vtb data synth failed (log: $corpus/synth.log)"; }
+    fi
+    sed -E "/^source *=/s#data/synth/#$corpus/#" "$config" >"$3"
   else
     cp "$config" "$3"
   fi
@@ -82,7 +100,7 @@ PY
 
 points=()
 for s in "${sweeps[@]}"; do
-  values=$ranks; [[ $s == mix ]] && values=$shares
+  case $s in rank) values=$ranks ;; mix) values=$shares ;; tts) values=$corpora ;; esac
   for v in $values; do for k in $(seq 1 "$seeds"); do points+=("$s $v $k"); done; done
 done
 # The estimate: the mean time of points already done here, else of the quickstart's SFT steps.

@@ -26,6 +26,8 @@ packages=(
   pocketsphinx-testdata
   # data: tokenizer, audio, resampling, speech synthesis
   libsentencepiece-dev sentencepiece libsndfile1-dev libsoxr-dev espeak-ng libespeak-ng-dev
+  # the other two synthesizers: flite (library and voices), festival with a diphone and an HTS voice each
+  flite1-dev festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   python3-numpy
   # a real one-node Slurm for the Slurm test (tests/slurm), and the quickstart's loss-curve picture
   slurmctld slurmd slurm-client munge python3-matplotlib

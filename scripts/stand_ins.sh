@@ -16,11 +16,13 @@ make_encoder() {
 
 # evaluate OUT BASE [vtb eval arguments: --ckpt D or --config F]: every test split data/synth has (asr_real:
 # human speech, scored as asr; *_unseen_prompt: the asr and ast test splits asked with instructions training
-# never used) into OUT/<task>, with BASE's base-llm and encoder.safetensors; $tasks picks the splits. A split
-# already evaluated (OUT/<task>/metrics.json) is not evaluated again.
+# never used; asr_flite, asr_festival: the asr test sentences spoken by those engines' held-out voices;
+# mixed_multiturn: two-question conversations with speech inside the second, scored on the last answer) into
+# OUT/<task>, with BASE's base-llm and encoder.safetensors; $tasks picks the splits. A split already
+# evaluated (OUT/<task>/metrics.json) is not evaluated again.
 evaluate() {
   local out=$1 base=$2; shift 2
-  for task in ${tasks:-asr asr_unseen_prompt asr_real ast ast_unseen_prompt sqa text}; do
+  for task in ${tasks:-asr asr_unseen_prompt asr_real asr_flite asr_festival ast ast_unseen_prompt mixed_multiturn sqa text}; do
     [[ -f data/synth/${task}_test.jsonl && ! -f $out/$task/metrics.json ]] || continue
     run2 eval "$@" --model.llm="$base/base-llm" --model.encoder="$base/encoder.safetensors" \
       --manifest "data/synth/${task}_test.jsonl" --kind "${task%%_*}" --out "$out/$task" --log.level=warn

@@ -14,13 +14,21 @@ import sys
 
 from report import COLUMNS
 
-LABELS = {"rank": "LoRA rank", "mix": "text share of the mix"}
+LABELS = {"rank": "LoRA rank", "mix": "text share of the mix", "tts": "synthesizers of the training speech"}
+
+
+def order(name: str):
+    """Numbers by value; names (the tts sweep's engine lists) by how many engines, then alphabetically."""
+    try:
+        return (0, float(name), "")
+    except ValueError:
+        return (1, name.count(",") + name.count("+"), name)
 
 
 def results(out: pathlib.Path, sweep: str):
     """{value: {column index: [metric per seed]}}, values in ascending order."""
     found = {}
-    for folder in sorted((out / sweep).iterdir(), key=lambda p: float(p.name)) if (out / sweep).is_dir() else []:
+    for folder in sorted((out / sweep).iterdir(), key=lambda p: order(p.name)) if (out / sweep).is_dir() else []:
         cells = found.setdefault(folder.name, {})
         for seed in sorted(folder.glob("seed*")):
             for i, (task, _, key, scale, _) in enumerate(COLUMNS):
@@ -31,11 +39,14 @@ def results(out: pathlib.Path, sweep: str):
 
 
 def table(sweep: str, found) -> str:
+    """Columns no point has a result for (test splits made after the sweep ran) are left out."""
     seeds = max((len(v) for cells in found.values() for v in cells.values()), default=0)
-    lines = [f"| {LABELS[sweep]} | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    shown = [i for i in range(len(COLUMNS)) if any(i in cells for cells in found.values())]
+    lines = [f"| {LABELS[sweep]} | " + " | ".join(COLUMNS[i][1] for i in shown) + " |", "|---" * (len(shown) + 1) + "|"]
     for value, cells in found.items():
         row = []
-        for i, column in enumerate(COLUMNS):
+        for i in shown:
+            column = COLUMNS[i]
             xs, fmt = cells.get(i, []), column[4]
             if not xs:
                 row.append("–")
@@ -61,16 +72,18 @@ def plot(out: pathlib.Path, sweep: str, found):
     fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.2), squeeze=False)
     for ax, i in zip(axes[0], shown):
         xs, means, low, high = [], [], [], []
-        for value, cells in found.items():
+        for position, (value, cells) in enumerate(found.items()):
             if i in cells:
                 ys = cells[i]
-                xs.append(float(value))
+                xs.append(float(value) if order(value)[0] == 0 else position)
                 means.append(statistics.mean(ys))
                 low.append(statistics.mean(ys) - min(ys))
                 high.append(max(ys) - statistics.mean(ys))
         ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3)
         if sweep == "rank":
             ax.set_xscale("log", base=2)
+        if sweep == "tts":
+            ax.set_xticks(range(len(found)), [v.replace(",", "\n") for v in found], fontsize=7)
         ax.set_xlabel(LABELS[sweep])
         ax.set_title(COLUMNS[i][1], fontsize=8)
         ax.grid(alpha=0.3)

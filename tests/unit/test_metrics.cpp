@@ -1,8 +1,13 @@
 // WER and BLEU against the reference tools' own published test cases (jiwer tests/test_measures.py;
 // sacreBLEU test/test_bleu.py, test_sentence_bleu.py), as collected in docs/sources.md §11.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "eval/metrics.h"
+#include "eval/vocabulary.h"
 
 namespace vtb::eval {
 namespace {
@@ -111,6 +116,50 @@ TEST(RougeL, LongestCommonSubsequenceByHand) {
   EXPECT_DOUBLE_EQ(r.recall, 4.0 / 6);
   EXPECT_DOUBLE_EQ(r.fmeasure, 4.0 / 6);
   EXPECT_DOUBLE_EQ(mean_rouge_l({"a b", "c"}, {"a b", "d"}), 0.5);
+}
+
+}  // namespace
+}  // namespace vtb::eval
+
+namespace vtb::eval {
+namespace {
+
+// Out-of-vocabulary rate by hand: training text "The cat sat." (answer) + "Hello, world!" (a turn) + "on
+// the mat" (text) gives {the, cat, sat, hello, world, on, mat}; the test references "The dog sat on the
+// mat." (6 words, dog unseen) and a conversation whose last Assistant turn is "Hello, cats" (2 words, cats
+// unseen): 2 of 8.
+TEST(Vocabulary, OutOfVocabularyRateByHand) {
+  const std::string dir = ::testing::TempDir() + "vtb_oov_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/train.jsonl") << R"({"answer": "The cat sat.", "audio_filepath": "zebra.wav"})"
+                                      << "\n"
+                                      << R"({"conversations": [{"from": "User", "value": "Hello, world!"}]})"
+                                      << "\n"
+                                      << R"({"text": "on the mat"})"
+                                      << "\n";
+  std::ofstream(dir + "/test.jsonl")
+      << R"({"answer": "The dog sat on the mat."})"
+      << "\n"
+      << R"({"conversations": [{"from": "User", "value": "zebra"}, {"from": "Assistant", "value": "no"},)"
+      << R"( {"from": "User", "value": "again"}, {"from": "Assistant", "value": "Hello, cats"}]})"
+      << "\n";
+  const std::set<std::string> vocabulary = manifest_words({dir + "/train.jsonl"});
+  EXPECT_EQ(vocabulary, (std::set<std::string>{"the", "cat", "sat", "hello", "world", "on", "mat"}));
+  const OovRate r = out_of_vocabulary(vocabulary, dir + "/test.jsonl");
+  EXPECT_EQ(r.words, 8);
+  EXPECT_EQ(r.unseen, 2);
+  EXPECT_EQ(r.types, (std::set<std::string>{"dog", "cats"}));
+  EXPECT_DOUBLE_EQ(r.rate(), 0.25);
+  std::ofstream(dir + "/bad.jsonl") << R"({"answer": "fine"})"
+                                    << "\n"
+                                    << "{not json\n";
+  try {
+    out_of_vocabulary(vocabulary, dir + "/bad.jsonl");
+    ADD_FAILURE() << "a broken line was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
