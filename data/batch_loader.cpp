@@ -11,12 +11,17 @@
 #include "data/prompt.h"
 
 namespace vtb::data {
+namespace {
+constexpr uint64_t kAugmentStream = 0x617567'6d656e74ULL;  // "augment": the waveform augmentation's seeds
+}  // namespace
 
 ExampleCost BatchLoader::cost(const Conversation& c, size_t text_tokens) const {
   const FeatureConfig& f = options_.features;
+  // Speed perturbation makes audio up to 1 / slowest factor longer: budget for the longest it can be.
+  const double stretch = options_.training && options_.augment.enabled() ? 1.0 / options_.augment.slowest() : 1.0;
+  const double seconds = c.audio_seconds() * stretch;
   const double frames_per_second = static_cast<double>(f.sample_rate) / f.hop / options_.subsampling_factor;
-  return ExampleCost{c.audio_seconds(),
-                     static_cast<int64_t>(text_tokens) + static_cast<int64_t>(c.audio_seconds() * frames_per_second)};
+  return ExampleCost{seconds, static_cast<int64_t>(text_tokens) + static_cast<int64_t>(seconds * frames_per_second)};
 }
 
 BatchLoader::BatchLoader(std::vector<LoaderSource> sources, const Tokenizer& tokenizer, BatchLimits limits,
@@ -200,7 +205,13 @@ Batch BatchLoader::build(const Work& work) const {
           samples = load_audio_bytes(*m.bytes, m.where, a.offset, a.duration);
         }
         // Randomness from (seed, step, example, segment) only: independent of worker scheduling.
-        std::mt19937_64 rng(mix_hash(options_.seed, static_cast<uint64_t>(sampled.step), texts.size() + b.skipped, k));
+        const size_t example = texts.size() + static_cast<size_t>(b.skipped);
+        if (options_.training && options_.augment.enabled()) {  // a stream of its own (data/augment.h)
+          std::mt19937_64 wave_rng(
+              mix_hash(options_.seed ^ kAugmentStream, static_cast<uint64_t>(sampled.step), example, k));
+          samples = augment_waveform(samples, options_.augment, wave_rng);
+        }
+        std::mt19937_64 rng(mix_hash(options_.seed, static_cast<uint64_t>(sampled.step), example, k));
         at::Tensor x = extractor_.compute(samples, options_.training ? &rng : nullptr);
         if (options_.training) spec_augment(x, options_.spec_augment, rng);
         example_feats.push_back(x);

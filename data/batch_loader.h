@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "data/augment.h"
 #include "data/conversation.h"
 #include "data/features.h"
 #include "data/mixing_sampler.h"
@@ -56,7 +57,8 @@ PaddedTokens pad_tokens(const std::vector<FormattedExample>& examples, int64_t p
 struct LoaderOptions {
   FeatureConfig features;
   SpecAugmentConfig spec_augment;
-  bool training = true;  // dither and SpecAugment
+  WaveAugmentConfig augment;  // speed, noise, reverberation on the waveform (training only)
+  bool training = true;       // waveform augmentation, dither and SpecAugment
   bool skip_bad_audio = false;
   int workers = 2;
   int queue_depth = 4;

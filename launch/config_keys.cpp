@@ -125,6 +125,15 @@ void declare_config_keys(boost::program_options::options_description& options) {
       ("data.min_duration", po::value<double>()->default_value(d.min_duration)->notifier(at_least(0.0)), "shorter audio is filtered out")
       ("data.max_duration", po::value<double>()->default_value(d.max_duration)->notifier(positive()), "longer audio is filtered out")
       ("data.workers", po::value<int64_t>()->default_value(d.loader.workers)->notifier(at_least<int64_t>(0)), "background loader threads per rank")
+      // Waveform augmentation in training (data/augment.h); the defaults leave it off
+      ("data.speed_factors", po::value<std::string>()->default_value("1.0"),
+       "speed perturbation: factors drawn per utterance, comma-separated, each in [0.5, 2] (e.g. 0.9,1.0,1.1; 1.0 = off)")
+      ("data.noise_prob", po::value<double>()->default_value(d.loader.augment.noise_prob)->notifier(between(0, 1)), "probability of additive white noise per utterance")
+      ("data.noise_snr_min_db", po::value<double>()->default_value(d.loader.augment.noise_snr_min_db), "additive noise: lowest SNR, dB")
+      ("data.noise_snr_max_db", po::value<double>()->default_value(d.loader.augment.noise_snr_max_db), "additive noise: highest SNR, dB")
+      ("data.reverb_prob", po::value<double>()->default_value(d.loader.augment.reverb_prob)->notifier(between(0, 1)), "probability of synthetic reverberation per utterance")
+      ("data.reverb_rt60_min_s", po::value<double>()->default_value(d.loader.augment.reverb_rt60_min_s)->notifier(positive()), "reverberation: shortest RT60, s")
+      ("data.reverb_rt60_max_s", po::value<double>()->default_value(d.loader.augment.reverb_rt60_max_s)->notifier(positive()), "reverberation: longest RT60, s")
       // [model]
       ("model.llm", po::value<std::string>()->default_value(t.model.llm_dir),
        "Hugging Face folder of the pretrained LLM (config.json + safetensors); empty = a stand-in built from [llm]")

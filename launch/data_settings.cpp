@@ -51,6 +51,33 @@ data::FeatureConfig read_feature_settings(const Config& c) {
   return f;
 }
 
+data::WaveAugmentConfig read_augment_settings(const Config& c) {
+  data::WaveAugmentConfig a;
+  a.speed_factors.clear();
+  std::istringstream list(c.str("data.speed_factors"));
+  for (std::string item; std::getline(list, item, ',');) {
+    try {
+      size_t used = 0;
+      a.speed_factors.push_back(std::stod(item, &used));
+      if (item.find_first_not_of(" ", used) != std::string::npos) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw ConfigError("data.speed_factors: '" + item + "' is not a number");
+    }
+  }
+  a.noise_prob = c.real("data.noise_prob");
+  a.noise_snr_min_db = c.real("data.noise_snr_min_db");
+  a.noise_snr_max_db = c.real("data.noise_snr_max_db");
+  a.reverb_prob = c.real("data.reverb_prob");
+  a.reverb_rt60_min_s = c.real("data.reverb_rt60_min_s");
+  a.reverb_rt60_max_s = c.real("data.reverb_rt60_max_s");
+  try {
+    a.validate();
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+  return a;
+}
+
 data::DataSettings read_data_settings(const Config& c, const model::SpeechLMConfig& model) {
   data::DataSettings s;
   s.tokenizer = c.str("data.tokenizer");
@@ -66,6 +93,7 @@ data::DataSettings read_data_settings(const Config& c, const model::SpeechLMConf
   s.loader.spec_augment = data::SpecAugmentConfig{
       static_cast<int>(c.integer("features.freq_masks")), static_cast<int>(c.integer("features.freq_width")),
       static_cast<int>(c.integer("features.time_masks")), c.real("features.time_width")};
+  s.loader.augment = read_augment_settings(c);
   s.loader.workers = static_cast<int>(c.integer("data.workers"));
   s.loader.queue_depth = 2 * std::max(1, s.loader.workers);
   s.loader.seed = static_cast<uint64_t>(c.integer("train.seed"));

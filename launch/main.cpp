@@ -53,7 +53,7 @@ const Command kCommands[] = {
      vtb::model_summary_command},
     {"data features", "log-mel features of an audio file as training computes them, as .npy",
      vtb::data_features_command},
-    {"data synth", "make a speech corpus (ASR, AST, SQA, text SFT) with espeak-ng, and its tokenizer",
+    {"data synth", "make a speech corpus (ASR, AST, SQA, text SFT) with espeak-ng, flite, festival; its tokenizer",
      vtb::data_synth_command},
     {"data mixgen", "mixed-modal SFT from text SFT: spans of user turns replaced by synthesized speech",
      vtb::data_mixgen_command},

@@ -3,22 +3,23 @@
 # (made first, by the quickstart's own steps, when BASE lacks them) for
 #   rank  LoRA rank 4, 16, 64 (lora.alpha = rank × the config's alpha/rank: the update's scale stays fixed)
 #   mix   text share 0, 0.15, 0.30 of the mix (the speech sources keep their proportions in the rest)
-#   tts   the synthesizers that speak the training corpus: espeak-ng alone, then espeak-ng, flite and festival
-#         (each corpus made by `vtb data synth --engines` into data/synth-tts/<engines>/, same seed, so the
-#         same sentences and tokenizer; every point is tested on data/synth's splits, whose asr_flite and
-#         asr_festival splits are spoken by voices no corpus trains on)
+#   tts   the synthesizers that speak the training corpus: espeak-ng alone, espeak-ng, flite and festival, and
+#         the three with waveform augmentation ("+aug": speed 0.9/1.0/1.1, noise and reverberation on half the
+#         utterances each). Each corpus is made by `vtb data synth --engines` into data/synth-tts/<engines>/
+#         (same seed: the same sentences and tokenizer); every point is tested on data/synth's splits, whose
+#         asr_flite and asr_festival splits are spoken by voices no corpus trains on
 # each point with seeds 1..N, then `vtb eval` on every test split; one table and one picture per sweep.
 # A point lives in OUT/<sweep>/<value>/seed<k>/: an evaluated point is never trained again, an interrupted one
 # resumes from its checkpoint, so killing and restarting the script gives the same tables.
 # usage: scripts/experiments.sh [--sweep rank|mix|tts|all] [--seeds N] [--config C] [--steps S] [--ranks "4 16 64"]
-#          [--shares "0 0.15 0.30"] [--corpora "espeak-ng espeak-ng,flite,festival"] [--base DIR] [--out DIR]
+#          [--shares "0 0.15 0.30"] [--corpora "espeak-ng espeak-ng,flite,festival ...+aug"] [--base DIR] [--out DIR]
 # (all: rank and mix)
 # Run from the repository root (data/synth/ and runs/ are relative to where it runs); VTB_BIN_DIR names
 # another folder holding vtb and vtb-run than build/launch.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sweep=all seeds=1 config=$root/configs/small.ini steps= ranks="4 16 64" shares="0 0.15 0.30"
-corpora="espeak-ng espeak-ng,flite,festival"
+corpora="espeak-ng espeak-ng,flite,festival espeak-ng,flite,festival+aug"
 base=runs/quickstart out=runs/experiments
 die() { echo "experiments: $*" >&2; exit 2; }
 while (($#)); do
@@ -42,8 +43,8 @@ for s in $shares; do
     die "--shares: text share '$s' must be a number in [0, 1)"
 done
 for c in $corpora; do
-  [[ $c =~ ^(espeak-ng|flite|festival)(,(espeak-ng|flite|festival))*$ ]] ||
-    die "--corpora: '$c' must be engines joined by commas (espeak-ng, flite, festival)"
+  [[ $c =~ ^(espeak-ng|flite|festival)(,(espeak-ng|flite|festival))*(\+aug)?$ ]] ||
+    die "--corpora: '$c' must be engines joined by commas (espeak-ng, flite, festival), optionally +aug"
 done
 grep -qE '^source *= *[^ ]+ +text ' "$config" || die "--config $config has no text source to share the mix with"
 
@@ -63,7 +64,8 @@ config_alpha=$(sed -n '/^\[lora\]/,/^\[/s/^alpha *= *//p' "$config" | head -1)
 point_args() {
   case $1 in
     rank) echo "--lora.rank=$2 --lora.alpha=$(/usr/bin/python3 -c "print($2 * ${config_alpha:-16} / ${config_rank:-16})")" ;;
-    mix|tts) echo "" ;;
+    tts) if [[ $2 == *+aug ]]; then echo "--data.speed_factors=0.9,1.0,1.1 --data.noise_prob=0.5 --data.reverb_prob=0.5"; fi ;;
+    mix) echo "" ;;
   esac
 }
 point_config() {  # SWEEP VALUE FILE
@@ -86,11 +88,12 @@ for l in lines:
 open(path, "w").write("\n".join(out) + "\n")
 PY
   elif [[ $1 == tts ]]; then
-    local corpus=data/synth-tts/$2
+    local engines=${2%+aug}
+    local corpus=data/synth-tts/$engines
     if [[ ! -f $corpus/tokenizer.model ]]; then
       mkdir -p "$corpus"
-      $vtb data synth --engines "$2" --out "$corpus" >"$corpus/synth.log" 2>&1 ||
-        { tail -5 "$corpus/synth.log"; die "tts=$2: vtb data synth failed (log: $corpus/synth.log)"; }
+      $vtb data synth --engines "$engines" --out "$corpus" >"$corpus/synth.log" 2>&1 ||
+        { tail -5 "$corpus/synth.log"; die "tts=$engines: vtb data synth failed (log: $corpus/synth.log)"; }
     fi
     sed -E "/^source *=/s#data/synth/#$corpus/#" "$config" >"$3"
   else

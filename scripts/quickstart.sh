@@ -6,14 +6,17 @@
 #   loader; frozen base + LoRA, encoder and adapter trained) → evaluation of the base and the tuned model on
 #   held-out data → a table and a picture of the loss curves (runs/quickstart/).
 # --ablation also trains speech-only SFT from the same base and reports its text accuracy beside the others.
+# --english makes the corpus with all three synthesizers and 3,000 real English sentences (data/english/,
+# configs/small-english.ini, runs/quickstart-english/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ablation=0
+ablation=0 english=0
 for arg in "$@"; do
   case $arg in
     --ablation) ablation=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "quickstart: unknown argument $arg (--ablation)" >&2; exit 2 ;;
+    --english) english=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "quickstart: unknown argument $arg (--ablation, --english)" >&2; exit 2 ;;
   esac
 done
 
@@ -23,8 +26,12 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)"
 
 start=$(date +%s)
-run=runs/quickstart
-config=configs/small.ini
+run=runs/quickstart config=configs/small.ini synth_args=()
+export VTB_DATA=data/synth
+if ((english)); then
+  run=runs/quickstart-english config=configs/small-english.ini VTB_DATA=data/english
+  synth_args=(--engines espeak-ng,flite,festival --prose 3000 --vocab 1024 --out "$VTB_DATA")
+fi
 steps=${VTB_QUICKSTART_STEPS:-}  # empty: the config's train.max_steps
 run2() { build/launch/vtb-run -n 2 "$@"; }
 source scripts/stand_ins.sh
@@ -34,12 +41,12 @@ echo "== 1. the ranks: placement, every collective verified, bandwidth"
 run2 dist check --dist.timeout_s=60
 
 echo
-echo "== 2. a speech corpus made with espeak-ng (ASR, AST, SQA, text SFT), its tokenizer, the LLM's text: data/synth/"
-build/launch/vtb data synth
+echo "== 2. a synthesized speech corpus (ASR, AST, SQA, text SFT), its tokenizer, the LLM's text: $VTB_DATA/"
+build/launch/vtb data synth "${synth_args[@]}"
 rm -rf "$run" && mkdir -p "$run"
 
 echo
-echo "== 3. the base LLM: $config's llm.* pretrained on data/synth/lm_train.jsonl, saved as a Hugging Face folder $(elapsed)"
+echo "== 3. the base LLM: $config's llm.* pretrained on $VTB_DATA/lm_train.jsonl, saved as a Hugging Face folder $(elapsed)"
 make_base_llm "$config" "$run/base-llm"
 build/launch/vtb model summary --config "$config" --model.llm="$run/base-llm"
 
@@ -70,7 +77,7 @@ if ((ablation)); then
   config_used=$config config=$run/speech-only.ini
   sft "$run/speech-only"
   config=$config_used
-  tasks="asr asr_unseen_prompt asr_real text" evaluate "$run/eval/speech-only" "$run" --ckpt "$run/speech-only"
+  evaluate "$run/eval/speech-only" "$run" --ckpt "$run/speech-only"
 fi
 
 echo

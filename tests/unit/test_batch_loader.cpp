@@ -46,11 +46,16 @@ std::vector<LoaderSource> sources() {
           {"text", 0.2, read_manifest(corpus() + "/text_train.jsonl", text).examples}};
 }
 
-LoaderOptions options(int workers, bool training) {
+LoaderOptions options(int workers, bool training, bool augment = false) {
   LoaderOptions o;
   o.workers = workers;
   o.training = training;
   o.seed = 42;
+  if (augment) {  // every kind on every utterance; none slower than 1.0, so the batches hold the same examples
+    o.augment.speed_factors = {1.0, 1.1};
+    o.augment.noise_prob = 1;
+    o.augment.reverb_prob = 1;
+  }
   return o;
 }
 
@@ -68,6 +73,34 @@ TEST(BatchLoader, SameBatchesWhateverTheNumberOfWorkers) {
   BatchLoader one(sources(), tok(), BatchLimits{6, 0, 4, 16}, MixMode::PerBatch, options(1, true), 0, 1);
   BatchLoader three(sources(), tok(), BatchLimits{6, 0, 4, 16}, MixMode::PerBatch, options(3, true), 0, 1);
   for (int i = 0; i < 12; ++i) expect_same(one.next(), three.next());
+}
+
+// With waveform augmentation on: the batches differ from unaugmented ones, and are the same whatever the
+// workers and after a restore (the augmentation's generator derives from seed and step, which the checkpoint
+// holds).
+TEST(BatchLoader, AugmentedBatchesAreTheSameAfterARestoreAndWhateverTheWorkers) {
+  const BatchLimits limits{6, 0, 4, 16};
+  BatchLoader plain(sources(), tok(), limits, MixMode::PerBatch, options(1, true), 0, 1);
+  BatchLoader one(sources(), tok(), limits, MixMode::PerBatch, options(1, true, true), 0, 1);
+  BatchLoader three(sources(), tok(), limits, MixMode::PerBatch, options(3, true, true), 0, 1);
+  int differing = 0, with_audio = 0;
+  for (int i = 0; i < 5; ++i) {
+    const Batch a = one.next(), p = plain.next();
+    expect_same(a, three.next());
+    EXPECT_TRUE(torch::equal(a.ids, p.ids)) << "the same examples";
+    if (a.features.defined() && p.features.defined()) {
+      ++with_audio;
+      differing += !(a.features.sizes() == p.features.sizes() && torch::equal(a.features, p.features));
+    }
+  }
+  EXPECT_GT(with_audio, 0);
+  EXPECT_EQ(differing, with_audio) << "augmentation did not reach the features";
+  const SamplerState saved = one.state();
+  std::vector<Batch> expected;
+  for (int i = 0; i < 4; ++i) expected.push_back(one.next());
+  BatchLoader resumed(sources(), tok(), limits, MixMode::PerBatch, options(2, true, true), 0, 1);
+  resumed.restore(saved);
+  for (const auto& e : expected) expect_same(resumed.next(), e);
 }
 
 TEST(BatchLoader, RestoredStateContinuesExactly) {
