@@ -119,7 +119,14 @@ int Tokenizer::vocab_size() const { return shim().size(sp_.get()); }
 
 void train_tokenizer(const std::vector<std::string>& input_files, int vocab_size, const std::string& out_prefix) {
   std::string inputs;
-  for (const auto& f : input_files) inputs += (inputs.empty() ? "" : ",") + f;
+  for (const auto& f : input_files) {
+    // SentencePiece reads --input as a comma-separated list, with no way to quote a comma.
+    if (f.find(',') != std::string::npos)
+      throw TokenizerError("tokenizer training: the path '" + f +
+                           "' has a comma, which SentencePiece's list of "
+                           "input files cannot hold: choose a folder without one");
+    inputs += (inputs.empty() ? "" : ",") + f;
+  }
   const std::vector<std::pair<std::string, std::string>> args{
       {"input", inputs},
       {"model_prefix", out_prefix},

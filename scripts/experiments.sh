@@ -5,7 +5,7 @@
 #   mix   text share 0, 0.15, 0.30 of the mix (the speech sources keep their proportions in the rest)
 #   tts   the synthesizers that speak the training corpus: espeak-ng alone, espeak-ng, flite and festival, and
 #         the three with waveform augmentation ("+aug": speed 0.9/1.0/1.1, noise and reverberation on half the
-#         utterances each). Each corpus is made by `vtb data synth --engines` into data/synth-tts/<engines>/
+#         utterances each). Each corpus is made by `vtb data synth --engines` into data/synth-tts/<engines joined by +>/
 #         (same seed: the same sentences and tokenizer); every point is tested on data/synth's splits, whose
 #         asr_flite and asr_festival splits are spoken by voices no corpus trains on
 # each point with seeds 1..N, then `vtb eval` on every test split; one table and one picture per sweep.
@@ -89,7 +89,7 @@ open(path, "w").write("\n".join(out) + "\n")
 PY
   elif [[ $1 == tts ]]; then
     local engines=${2%+aug}
-    local corpus=data/synth-tts/$engines
+    local corpus=data/synth-tts/${engines//,/+}  # no comma: SentencePiece lists its inputs with commas
     if [[ ! -f $corpus/tokenizer.model ]]; then
       mkdir -p "$corpus"
       $vtb data synth --engines "$engines" --out "$corpus" >"$corpus/synth.log" 2>&1 ||

@@ -56,6 +56,13 @@ TEST(Tokenizer, SpecialPiecesHaveGemmaLikeIds) {
   EXPECT_EQ(tokenizer().decode(tokenizer().encode("the cat sat on 12 mats.")), "the cat sat on 12 mats.");
   EXPECT_THROW(Tokenizer::load("/nonexistent.model"), TokenizerError);
   EXPECT_THROW(Tokenizer::load(temp_dir() + "/tok.model", "<unused0>"), TokenizerError);
+  // A comma in a path would split SentencePiece's input list (found by experiments.sh's folder per engine list).
+  try {
+    train_tokenizer({temp_dir() + "/a,b/corpus.txt"}, 120, temp_dir() + "/comma");
+    ADD_FAILURE() << "a path with a comma was accepted";
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("a,b/corpus.txt"), std::string::npos) << e.what();
+  }
 }
 
 std::string write(const std::string& name, const std::string& text) {
